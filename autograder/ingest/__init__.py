@@ -1,0 +1,32 @@
+"""Ingest of student submissions: trusted code that reads a notebook or .py file as text and never runs it.
+
+Pipeline: `read_cells` (file -> code cells, outputs dropped) -> `preprocess_cells` (IPython magics,
+shell lines and Colab-only code become `pass`, line numbers unchanged) -> `extract` (per-cell
+`ast.parse`; keeps imports, top-level functions/classes and literal constants; everything else is
+reported in `Submission.diagnostics`). `ingest(path)` does all three. `static` answers questions about
+the source (loops in a function, literal keyword arguments of calls) without executing anything.
+"""
+
+from autograder.ingest.extract import Definition, ImportStmt, Limits, Submission, extract, ingest, parse_cell
+from autograder.ingest.preprocess import DEFAULT_STEPS, CellContext, preprocess_cells
+from autograder.ingest.reader import ACCEPTED_KINDS, IngestError, SourceCell, read_cells
+from autograder.ingest.static import function_has_python_loops, keyword_arguments_of_calls
+
+__all__ = [
+    "ACCEPTED_KINDS",
+    "DEFAULT_STEPS",
+    "CellContext",
+    "Definition",
+    "ImportStmt",
+    "IngestError",
+    "Limits",
+    "SourceCell",
+    "Submission",
+    "extract",
+    "function_has_python_loops",
+    "ingest",
+    "keyword_arguments_of_calls",
+    "parse_cell",
+    "preprocess_cells",
+    "read_cells",
+]

@@ -1,0 +1,356 @@
+"""Pick, from preprocessed cells, the statements the grader may run: imports, definitions, constants.
+
+Each cell is parsed on its own, as a notebook runs it, so a syntax error costs that cell only.
+Everything else at top level (training calls, plotting, loops, I/O) is dropped and summarised in a
+diagnostic, because grading never re-runs the notebook: it calls the student's definitions itself.
+Nothing here executes student code; `compile` is used only to find errors that `ast.parse` accepts
+(`break` outside a loop, duplicate arguments) so that one bad definition cannot break the others.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import textwrap
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from autograder.ingest.preprocess import DEFAULT_STEPS, Step, preprocess_cells, short_label
+from autograder.ingest.reader import DEFAULT_MAX_FILE_BYTES, IngestError, SourceCell, read_cells
+
+IMPORT_ERRORS_NAME = "__ingest_import_errors__"
+_LABELS_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep parsing cheap and the parser's recursion safe on hostile input."""
+
+    max_cells: int = 2000
+    max_cell_chars: int = 200_000
+    max_total_chars: int = 1_000_000
+    max_ast_depth: int = 200
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A top-level function, class or constant. `source` compiles on its own; its first line is line
+    `lineno` of code cell `cell` (1-based), so padding it with `lineno - 1` newlines and compiling it
+    under the name f"<cell {cell}>" gives tracebacks the student's own line numbers."""
+
+    name: str
+    kind: str
+    source: str
+    cell: int
+    lineno: int
+
+
+@dataclass(frozen=True)
+class ImportStmt:
+    """A top-level import, kept as written so the worker can bind the names the definitions use."""
+
+    source: str
+    cell: int
+    lineno: int
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The gradable content of a submission: plain text, never executed in the trusted process."""
+
+    definitions: dict[str, Definition]
+    imports: list[ImportStmt]
+    diagnostics: list[str]
+    cell_sources: list[str]
+    origin: str = ""
+    file_lines: list[int | None] = field(default_factory=list)
+
+    def module_source(self, names: set[str] | None = None, *, guard_imports: bool = True) -> str:
+        """Render the imports and the chosen definitions (all when `names` is None) as one module.
+
+        Imports come first, then constants, then functions and classes in cell order. With
+        `guard_imports`, an import that fails (a package the grader lacks) is recorded in the list
+        `__ingest_import_errors__` instead of stopping the module, so an unused import costs nothing.
+        """
+        if names is None:
+            chosen = list(self.definitions.values())
+        else:
+            missing = sorted(names - self.definitions.keys())
+            if missing:
+                raise KeyError(f"not defined in the submission: {', '.join(missing)}")
+            chosen = [self.definitions[name] for name in names]
+        futures, imports = [], []
+        seen: set[str] = set()
+        for stmt in self.imports:
+            if stmt.source in seen:
+                continue
+            seen.add(stmt.source)
+            (futures if stmt.source.startswith("from __future__") else imports).append(stmt)
+        parts = [f"{stmt.source}  # cell {stmt.cell}" for stmt in futures]
+        if guard_imports and imports:
+            parts.append(f"{IMPORT_ERRORS_NAME} = []")
+        for stmt in imports:
+            where = f"cell {stmt.cell}, line {stmt.lineno}"
+            if guard_imports:
+                parts.append(
+                    f"try:  # {where}\n{textwrap.indent(stmt.source, '    ')}\n"
+                    f"except Exception as _ingest_exc:\n"
+                    f"    {IMPORT_ERRORS_NAME}.append(({where!r}, {stmt.source!r}, repr(_ingest_exc)))"
+                )
+            else:
+                parts.append(f"# {where}\n{stmt.source}")
+        ordered = sorted(chosen, key=lambda d: (d.kind != "constant", d.cell, d.lineno))
+        parts.extend(f"# cell {d.cell}, line {d.lineno}\n{d.source}" for d in ordered)
+        return "\n".join(parts) + "\n"
+
+    def closure(self, names: set[str], exclude: frozenset[str] | set[str] = frozenset()) -> set[str]:
+        """`names` plus every submission definition they refer to, transitively, stopping at `exclude`
+        (e.g. the components the grader supplies from the reference)."""
+        result: set[str] = set()
+        pending = [name for name in names if name in self.definitions]
+        while pending:
+            name = pending.pop()
+            if name in result:
+                continue
+            result.add(name)
+            tree = ast.parse(self.definitions[name].source)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and node.id in self.definitions and node.id not in exclude:
+                    pending.append(node.id)
+        return result
+
+
+def parse_cell(source: str, limits: Limits = Limits()) -> ast.Module:
+    """Parse one cell within the limits; raise SyntaxError (with a student-facing message) otherwise."""
+    if len(source) > limits.max_cell_chars:
+        raise SyntaxError(f"cell is too long ({len(source):,} characters; the limit is {limits.max_cell_chars:,})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
+    except SyntaxError:
+        raise
+    except ValueError as exc:  # e.g. null bytes in the source
+        raise SyntaxError(str(exc)) from None
+    except (MemoryError, RecursionError):
+        raise SyntaxError("code nested too deeply for the parser; simplify it") from None
+    # Iterative, and inlined rather than ast.iter_child_nodes: this walk visits every node of every cell.
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > limits.max_ast_depth:
+            error = SyntaxError(f"code nested too deeply (more than {limits.max_ast_depth} levels); simplify it")
+            error.lineno = getattr(node, "lineno", None)
+            raise error
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ast.AST) and item._fields:
+                        push((item, depth + 1))
+            elif isinstance(value, ast.AST) and value._fields:
+                push((value, depth + 1))
+    return tree
+
+
+def _is_literal(node: ast.AST) -> bool:
+    """A value built only from literals, so that keeping it runs no student logic."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Constant):
+            continue
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            stack.extend(node.elts)
+        elif isinstance(node, ast.Dict):
+            if any(key is None for key in node.keys):
+                return False
+            stack.extend(node.keys)  # type: ignore[arg-type]
+            stack.extend(node.values)
+        elif isinstance(node, ast.UnaryOp):
+            stack.append(node.operand)
+        elif isinstance(node, ast.BinOp):
+            stack.extend((node.left, node.right))
+        else:
+            return False
+    return True
+
+
+def _constant_name(stmt: ast.stmt) -> str | None:
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target, value = stmt.targets[0], stmt.value
+    elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None and stmt.simple:
+        target, value = stmt.target, stmt.value
+    else:
+        return None
+    if isinstance(target, ast.Name) and _is_literal(value):
+        return target.id
+    return None
+
+
+def _segment(lines: list[str], lineno: int, col: int, end_lineno: int, end_col: int) -> str:
+    """Exact source between two AST positions (columns are UTF-8 byte offsets, as ast reports them)."""
+    def cut(line: str, start: int, stop: int | None) -> str:
+        return line.encode()[start:stop].decode()
+
+    if lineno == end_lineno:
+        return cut(lines[lineno - 1], col, end_col)
+    return "\n".join(
+        [cut(lines[lineno - 1], col, None), *lines[lineno : end_lineno - 1], cut(lines[end_lineno - 1], 0, end_col)]
+    )
+
+
+def _expression_text(node: ast.AST) -> str:
+    """`plt.show(...)`, `Autoencoder(...).to(...)`: enough of a callee for the student to recognise it."""
+    if isinstance(node, ast.Call):
+        return f"{_expression_text(node.func)}(...)"
+    if isinstance(node, ast.Attribute):
+        return f"{_expression_text(node.value)}.{node.attr}"
+    if isinstance(node, ast.Name):
+        return node.id
+    return "..."
+
+
+def _target_text(target: ast.expr) -> str:
+    if isinstance(target, ast.Tuple | ast.List):
+        return ", ".join(_target_text(element) for element in target.elts)
+    return _expression_text(target)
+
+
+def _describe(stmt: ast.stmt) -> str:
+    """A few words naming a dropped statement, so the student recognises it."""
+    value = getattr(stmt, "value", None)
+    if isinstance(stmt, ast.Expr) and isinstance(value, ast.Call):
+        return short_label(_expression_text(value))
+    if isinstance(stmt, ast.Assign | ast.AugAssign | ast.AnnAssign):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        names = ", ".join(_target_text(t) for t in targets)
+        if isinstance(value, ast.Call):
+            return short_label(f"{names} = {_expression_text(value)}")
+        return short_label(f"{names} = ...")
+    words = {
+        ast.For: "for loop", ast.AsyncFor: "for loop", ast.While: "while loop", ast.If: "if block",
+        ast.With: "with block", ast.AsyncWith: "with block", ast.Try: "try block", ast.Delete: "del",
+        ast.Global: "global", ast.Nonlocal: "nonlocal", ast.Expr: "expression", ast.Assert: "assert",
+        ast.Raise: "raise", ast.Return: "return",
+    }
+    label = words.get(type(stmt), type(stmt).__name__.lower())
+    nested = [
+        node.name for node in ast.walk(stmt)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node is not stmt
+    ]
+    if nested and isinstance(stmt, ast.If | ast.Try | ast.With | ast.For | ast.While):
+        return f"{label} defining {', '.join(nested[:2])} (move definitions to top level)"
+    return label
+
+
+def _is_noise(stmt: ast.stmt) -> bool:
+    """Statements whose dropping changes nothing: `pass` (left by preprocessing) and bare strings."""
+    return isinstance(stmt, ast.Pass) or (
+        isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+    )
+
+
+def _where(cell: int, line: int | None, file_line: int | None) -> str:
+    if line is None:
+        return f"cell {cell}"
+    text = f"cell {cell}, line {line}"
+    return f"{text} (file line {file_line + line - 1})" if file_line is not None else text
+
+
+def _compile_error(stmt: ast.stmt, cell: int) -> SyntaxError | None:
+    """Errors the compiler finds but the parser does not; compiling the node itself avoids a re-parse."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(ast.Module(body=[stmt], type_ignores=[]), f"<cell {cell}>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return exc
+    except (ValueError, MemoryError, RecursionError) as exc:
+        return SyntaxError(str(exc) or type(exc).__name__)
+    return None
+
+
+def _syntax_message(exc: SyntaxError, cell: int, file_line: int | None) -> str:
+    message = f"{_where(cell, exc.lineno, file_line)}: {exc.msg}"
+    text = (exc.text or "").strip()
+    if text:
+        message += f": {text[:60]}{'…' if len(text) > 60 else ''}"
+    return message
+
+
+def extract(
+    cells: Sequence[SourceCell | str],
+    *,
+    limits: Limits = Limits(),
+    steps: Sequence[Step] = DEFAULT_STEPS,
+    origin: str = "submission",
+) -> Submission:
+    """Preprocess and parse every code cell; keep imports, top-level definitions and literal constants."""
+    cells = [cell if isinstance(cell, SourceCell) else SourceCell(cell) for cell in cells]
+    if len(cells) > limits.max_cells:
+        raise IngestError(f"{origin} has {len(cells)} code cells; at most {limits.max_cells} are accepted.")
+    total = sum(len(cell.source) for cell in cells)
+    if total > limits.max_total_chars:
+        raise IngestError(
+            f"{origin} holds {total:,} characters of code; at most {limits.max_total_chars:,} are accepted."
+        )
+    sources, removed = preprocess_cells([cell.source for cell in cells], steps)
+    definitions: dict[str, Definition] = {}
+    imports: list[ImportStmt] = []
+    diagnostics: list[str] = []
+    for number, (cell, source, notes) in enumerate(zip(cells, sources, removed, strict=True), start=1):
+        dropped = list(notes)  # (line, label) pairs
+        try:
+            tree = parse_cell(source, limits)
+        except SyntaxError as exc:
+            diagnostics.append(_syntax_message(exc, number, cell.file_line) + " (cell skipped)")
+            continue
+        lines = source.split("\n")
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Import | ast.ImportFrom):
+                text = _segment(lines, stmt.lineno, stmt.col_offset, stmt.end_lineno, stmt.end_col_offset)
+                imports.append(ImportStmt(text, number, stmt.lineno))
+                continue
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                start = min([stmt.lineno, *(d.lineno for d in stmt.decorator_list)])
+                kind, name = ("class" if isinstance(stmt, ast.ClassDef) else "function"), stmt.name
+                text = _segment(lines, start, 0, stmt.end_lineno, stmt.end_col_offset)
+            elif (name := _constant_name(stmt)) is not None:
+                kind, start = "constant", stmt.lineno
+                text = _segment(lines, start, stmt.col_offset, stmt.end_lineno, stmt.end_col_offset)
+            else:
+                if not _is_noise(stmt):
+                    dropped.append((stmt.lineno, _describe(stmt)))
+                continue
+            error = _compile_error(stmt, number)
+            if error is not None:
+                diagnostics.append(_syntax_message(error, number, cell.file_line) + f" ({name} skipped)")
+                continue
+            definitions.pop(name, None)  # a redefinition moves the name to its new place in cell order
+            definitions[name] = Definition(name, kind, text, number, start)
+        if dropped:
+            dropped.sort(key=lambda item: item[0])
+            shown = ", ".join(label for _, label in dropped[:_LABELS_SHOWN])
+            shown += ", …" if len(dropped) > _LABELS_SHOWN else ""
+            plural = "s" if len(dropped) > 1 else ""
+            diagnostics.append(f"cell {number}: {len(dropped)} statement{plural} not run by the grader ({shown})")
+    return Submission(
+        definitions=definitions,
+        imports=imports,
+        diagnostics=diagnostics,
+        cell_sources=sources,
+        origin=origin,
+        file_lines=[cell.file_line for cell in cells],
+    )
+
+
+def ingest(
+    path: str | os.PathLike[str], *, limits: Limits = Limits(), steps: Sequence[Step] = DEFAULT_STEPS
+) -> Submission:
+    """Read, clean and extract a submission file; raise IngestError when it cannot be read at all."""
+    cells = read_cells(path, max_file_bytes=limits.max_file_bytes)
+    return extract(cells, limits=limits, steps=steps, origin=os.path.basename(path))

@@ -1,0 +1,169 @@
+"""Read a submission file into its code cells, as text, without running anything.
+
+Notebooks are parsed as JSON and their outputs are thrown away before nbformat sees them, so a
+notebook bloated by plots still loads quickly; only the code cells' sources are kept.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tokenize
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ACCEPTED_KINDS = (
+    "a Jupyter/Colab notebook (.ipynb) or a Python file (.py, plain or jupytext percent format with "
+    "'# %%' cells)"
+)
+DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024
+
+_DOWNLOAD_HINT = "In Colab use File > Download > Download .ipynb and submit that file."
+# Cell markers of jupytext/VS Code ("# %%", "#%%") and of `jupyter nbconvert --to script` ("# In[3]:").
+_PERCENT_MARKER = re.compile(r"^#\s?%%(?P<rest>(?:\s.*)?)$")
+_NBCONVERT_MARKER = re.compile(r"^# In\[[\d ]*\]:\s*$")
+_NON_CODE_CELL = re.compile(r"\[(?:markdown|md|raw)\]")
+
+
+class IngestError(Exception):
+    """The submission cannot be read at all; the message says what to fix and names the file."""
+
+
+@dataclass(frozen=True)
+class SourceCell:
+    """One code cell. `file_line` is the 1-based line of the cell's first line in a .py file (None in a
+    notebook), so that messages can point into the file the student edits."""
+
+    source: str
+    file_line: int | None = None
+
+
+def read_cells(path: str | os.PathLike[str], *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> list[SourceCell]:
+    """Return the code cells of a notebook or Python file, in order; raise IngestError if unreadable."""
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise IngestError(f"{name}: no such file (expected {ACCEPTED_KINDS}).")
+    suffix = path.suffix.lower()
+    if suffix not in (".ipynb", ".py"):
+        raise IngestError(f"{name}: files of this kind are not accepted; submit {ACCEPTED_KINDS}.")
+    size = path.stat().st_size
+    if size == 0:
+        raise IngestError(f"{name} is empty (0 bytes). {_DOWNLOAD_HINT if suffix == '.ipynb' else ''}".rstrip())
+    if size > max_file_bytes:
+        raise IngestError(
+            f"{name} is {size / 2**20:.0f} MB; files over {max_file_bytes / 2**20:.0f} MB are not accepted. "
+            "Clear the outputs (Edit > Clear all outputs), save, and submit again."
+        )
+    data = path.read_bytes()
+    if suffix == ".ipynb":
+        return _notebook_cells(name, data)
+    return _python_cells(name, data)
+
+
+def _normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _notebook_cells(name: str, data: bytes) -> list[SourceCell]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(
+            f"{name} is not a notebook: it is not UTF-8 text (undecodable byte at offset {exc.start}). "
+            f"{_DOWNLOAD_HINT}"
+        ) from None
+    del data
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IngestError(
+            f"{name} is not a notebook: invalid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}); "
+            f"the file may be truncated or damaged. {_DOWNLOAD_HINT}"
+        ) from None
+    except RecursionError:
+        raise IngestError(f"{name} is not a notebook: its JSON is nested too deeply. {_DOWNLOAD_HINT}") from None
+    del text
+    if not isinstance(raw, dict):
+        raise IngestError(
+            f"{name} is not a notebook: it holds a JSON {type(raw).__name__}, not an object with 'cells'. "
+            f"{_DOWNLOAD_HINT}"
+        )
+    major = raw.get("nbformat")
+    if major is None or "cells" not in raw and "worksheets" not in raw:
+        raise IngestError(f"{name} is JSON but not a Jupyter notebook (no 'nbformat'/'cells'). {_DOWNLOAD_HINT}")
+    if major != 4:
+        if isinstance(major, int) and not isinstance(major, bool) and major < 4:
+            raise IngestError(
+                f"{name} uses the old notebook format {major}; only format 4 is accepted. Open it in Jupyter "
+                "or Colab, save it (that converts it to format 4) and submit again."
+            )
+        raise IngestError(f"{name} uses notebook format {major!r}; only format 4 is accepted. {_DOWNLOAD_HINT}")
+    cells = raw.get("cells")
+    if not isinstance(cells, list):
+        raise IngestError(f"{name} is a damaged notebook: 'cells' is not a list. {_DOWNLOAD_HINT}")
+    code_cells = []
+    for position, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict):
+            raise IngestError(f"{name} is a damaged notebook: cell {position} is not an object. {_DOWNLOAD_HINT}")
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if not (isinstance(source, str) or isinstance(source, list) and all(isinstance(s, str) for s in source)):
+            raise IngestError(
+                f"{name} is a damaged notebook: cell {position} has no readable source. {_DOWNLOAD_HINT}"
+            )
+        # Only what grading reads survives: outputs, attachments and metadata can be huge and are never used.
+        code_cells.append(
+            {"cell_type": "code", "id": f"cell-{len(code_cells) + 1}", "metadata": {}, "source": source,
+             "outputs": [], "execution_count": None}
+        )
+    del raw, cells
+    minimal = {"nbformat": 4, "nbformat_minor": nbformat.v4.nbformat_minor, "metadata": {}, "cells": code_cells}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # nbformat joins list-of-lines sources and checks the v4 schema of what we kept.
+            notebook = nbformat.reads(json.dumps(minimal), as_version=4)
+    except Exception as exc:  # nbformat raises several unrelated types for malformed content
+        raise IngestError(f"{name} is a damaged notebook ({exc}). {_DOWNLOAD_HINT}") from None
+    result = [SourceCell(_normalise_newlines(cell.source)) for cell in notebook.cells]
+    if not result:
+        raise IngestError(f"{name} has no code cells; did you submit the right notebook? {_DOWNLOAD_HINT}")
+    return result
+
+
+def _python_cells(name: str, data: bytes) -> list[SourceCell]:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        text = data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
+        raise IngestError(f"{name} is not readable Python text ({exc}); save it as UTF-8 and submit again.") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = _normalise_newlines(text).split("\n")
+    # Each cell: (line index of its first line, is code, lines).
+    cells: list[tuple[int, bool, list[str]]] = [(0, True, [])]
+    for index, line in enumerate(lines):
+        percent = _PERCENT_MARKER.match(line)
+        if percent or _NBCONVERT_MARKER.match(line):
+            is_code = not (percent and _NON_CODE_CELL.search(percent.group("rest")))
+            cells.append((index + 1, is_code, []))
+        else:
+            cells[-1][2].append(line)
+    # Text before the first marker is a jupytext header of comments; it is a cell only if it holds code.
+    if len(cells) > 1 and not _has_code(cells[0][2]):
+        cells = cells[1:]
+    cells = [cell for cell in cells if cell[1]]
+    if not any(_has_code(body) for _, _, body in cells):
+        raise IngestError(f"{name} contains no Python code.")
+    return [SourceCell("\n".join(body), start + 1) for start, _, body in cells]
+
+
+def _has_code(lines: list[str]) -> bool:
+    return any(line.strip() and not line.lstrip().startswith("#") for line in lines)

@@ -1,0 +1,172 @@
+"""Static checks on a submission's parsed source, for requirements that running code cannot see
+("no Python loops") or that live in cells the grader never runs (the `supervised=` flag of a call).
+Pure AST: nothing is executed, and literal values are read with `ast.literal_eval` only.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from autograder.ingest.extract import Definition, Submission, parse_cell
+
+_LOOP_WORDS = {
+    ast.ListComp: "list comprehension",
+    ast.SetComp: "set comprehension",
+    ast.DictComp: "dict comprehension",
+    ast.GeneratorExp: "generator expression",
+}
+_SNIPPET_CHARS = 60
+
+_FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@dataclass(frozen=True)
+class _Located:
+    """A function node with what is needed to report lines in cell coordinates and to follow helpers."""
+
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+    definition: Definition
+    owner: ast.ClassDef | None
+
+    @property
+    def key(self) -> tuple[int, int, int, int]:
+        """Identifies the function by position, since every lookup parses the definition afresh."""
+        return (self.definition.cell, self.definition.lineno, self.node.lineno, self.node.col_offset)
+
+    def where(self, node: ast.AST) -> str:
+        return f"cell {self.definition.cell}, line {self.definition.lineno + node.lineno - 1}"
+
+
+def _snippet(node: ast.AST) -> str:
+    if isinstance(node, ast.For | ast.AsyncFor):
+        text = f"for {ast.unparse(node.target)} in {ast.unparse(node.iter)}"
+    elif isinstance(node, ast.While):
+        text = f"while {ast.unparse(node.test)}"
+    else:
+        text = ast.unparse(node)
+    text = " ".join(text.split())
+    return text if len(text) <= _SNIPPET_CHARS else text[: _SNIPPET_CHARS - 1] + "…"
+
+
+def _members(node: ast.AST) -> dict[str, ast.AST]:
+    """Named definitions directly in a class or function body; the last one of a name wins."""
+    return {
+        child.name: child
+        for child in getattr(node, "body", [])
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    }
+
+
+def _locate(submission: Submission, qualname: str) -> _Located:
+    head, *rest = qualname.split(".")
+    definition = submission.definitions.get(head)
+    if definition is None or definition.kind == "constant":
+        raise KeyError(f"{qualname}: no function or class named {head!r} in the submission")
+    node: ast.AST = ast.parse(definition.source).body[0]
+    owner: ast.ClassDef | None = None
+    for part in rest:
+        found = _members(node).get(part)
+        if found is None:
+            parent = getattr(node, "name", head)
+            raise KeyError(f"{qualname}: {part!r} is not defined in {parent} (cell {definition.cell})")
+        owner = node if isinstance(node, ast.ClassDef) else None
+        node = found
+    if not isinstance(node, _FunctionNode):
+        raise KeyError(f"{qualname} is a class, not a function or method")
+    return _Located(node, definition, owner)
+
+
+def _helpers(submission: Submission, located: _Located) -> list[tuple[str, _Located]]:
+    """Student functions and same-class methods that this function calls by name (`helper(...)`,
+    `self.helper(...)`), so that a loop moved into a helper is still found."""
+    args = located.node.args.posonlyargs + located.node.args.args
+    self_name = args[0].arg if located.owner is not None and args else None
+    methods = _members(located.owner) if located.owner is not None else {}
+    found: list[tuple[str, _Located]] = []
+    for node in ast.walk(ast.Module(body=located.node.body, type_ignores=[])):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            definition = submission.definitions.get(node.id)
+            if definition is not None and definition.kind == "function":
+                found.append((node.id, _locate(submission, node.id)))
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == self_name
+            and isinstance(methods.get(node.attr), _FunctionNode)
+        ):
+            method = methods[node.attr]
+            assert isinstance(method, _FunctionNode)
+            found.append((f"{located.owner.name}.{node.attr}", _Located(method, located.definition, located.owner)))
+    return found
+
+
+def function_has_python_loops(submission: Submission, qualname: str, *, follow_helpers: bool = True) -> list[str]:
+    """Describe every for/while loop, comprehension and generator expression in the body of `qualname`
+    ("func" or "Class.method"), nested functions included; an empty list means loop-free.
+    With `follow_helpers`, loops in student functions or same-class methods it calls count too.
+    Raises KeyError when the name is not defined."""
+    start = _locate(submission, qualname)
+    findings: list[str] = []
+    pending: list[tuple[str, _Located]] = [("", start)]
+    seen = {start.key}
+    while pending:
+        via, located = pending.pop(0)
+        loops = [
+            node for node in ast.walk(ast.Module(body=located.node.body, type_ignores=[]))
+            if isinstance(node, ast.For | ast.AsyncFor | ast.While) or type(node) in _LOOP_WORDS
+        ]
+        for node in sorted(loops, key=lambda n: (n.lineno, n.col_offset)):
+            word = "while loop" if isinstance(node, ast.While) else _LOOP_WORDS.get(type(node), "for loop")
+            prefix = f"in helper {via}: " if via else ""
+            findings.append(f"{prefix}{located.where(node)}: {word} `{_snippet(node)}`")
+        if follow_helpers:
+            for name, helper in _helpers(submission, located):
+                if helper.key not in seen:
+                    seen.add(helper.key)
+                    pending.append((name, helper))
+    return findings
+
+
+def _call_matches(call: ast.Call, func_name: str) -> bool:
+    parts = []
+    node = call.func
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return False
+    parts.append(node.id)
+    return ".".join(reversed(parts)) == func_name
+
+
+def _literal(node: ast.AST | None) -> object | None:
+    if node is None:
+        return None
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def keyword_arguments_of_calls(
+    submission: Submission, func_name: str, keyword: str, *, position: int | None = None
+) -> list[tuple[int, object | None]]:
+    """For every call `func_name(..., keyword=<literal>)` in the cells (in cell and source order), the
+    cell number and the literal value; None when the argument is absent or not a literal. `position`
+    (0-based) also reads the argument when it is passed positionally. Cells that do not parse are skipped."""
+    results: list[tuple[int, object | None]] = []
+    for number, source in enumerate(submission.cell_sources, start=1):
+        try:
+            tree = parse_cell(source)
+        except SyntaxError:
+            continue
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and _call_matches(node, func_name)]
+        for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
+            value = next((kw.value for kw in call.keywords if kw.arg == keyword), None)
+            positional = call.args[: position + 1] if position is not None else []
+            if value is None and position is not None and len(positional) > position:
+                if not any(isinstance(arg, ast.Starred) for arg in positional):
+                    value = positional[position]
+            results.append((number, _literal(value)))
+    return results

@@ -1,0 +1,140 @@
+import pytest
+
+from autograder.ingest import extract, function_has_python_loops, keyword_arguments_of_calls
+
+CLIP_CELL = """\
+class CLIPModel(nn.Module):
+    def __init__(self, temperature):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, batch):
+        logits = batch["image"] @ batch["text"].T / self.temperature
+        return self._symmetric(logits)
+
+    def _symmetric(self, logits):
+        labels = torch.arange(len(logits))
+        return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+    def slow_forward(self, batch):
+        total = 0
+        for i in range(len(batch)):
+            total += i
+        while total > 0:
+            total -= 1
+        return total
+"""
+
+LOOPS_CELL = """\
+def every_kind(x):
+    a = [v for v in x]
+    b = sum(v for v in x)
+    c = {v for v in x}
+    d = {v: v for v in x}
+
+    def inner():
+        for item in x:
+            yield item
+    return a, b, c, d, inner
+
+
+def uses_helper(x):
+    return helper(x)
+
+
+def helper(x):
+    return [v * 2 for v in x]
+
+
+def loop_free(image_embeddings, text_embedding, k=9):
+    scores = image_embeddings @ text_embedding
+    return torch.topk(scores, k).indices
+
+
+def recursive(n):
+    return recursive(n - 1) if n else 0
+"""
+
+
+@pytest.fixture(scope="module")
+def submission():
+    return extract(["import torch", CLIP_CELL, LOOPS_CELL, "LIMIT = 3"])
+
+
+def _line_of(cell: str, text: str) -> int:
+    return next(number for number, line in enumerate(cell.split("\n"), start=1) if text in line)
+
+
+def test_loop_free_function_and_method_give_an_empty_list(submission):
+    assert function_has_python_loops(submission, "loop_free") == []
+    assert function_has_python_loops(submission, "CLIPModel.forward") == []
+    assert function_has_python_loops(submission, "recursive") == []
+
+
+def test_method_loops_are_found_with_cell_lines(submission):
+    found = function_has_python_loops(submission, "CLIPModel.slow_forward")
+    assert found == [
+        f"cell 2, line {_line_of(CLIP_CELL, 'for i in')}: for loop `for i in range(len(batch))`",
+        f"cell 2, line {_line_of(CLIP_CELL, 'while total')}: while loop `while total > 0`",
+    ]
+
+
+def test_every_kind_of_loop_including_a_nested_function(submission):
+    found = function_has_python_loops(submission, "every_kind")
+    kinds = [entry.split(": ", 1)[1].split(" `")[0] for entry in found]
+    assert kinds == [
+        "list comprehension", "generator expression", "set comprehension", "dict comprehension", "for loop",
+    ]
+    assert found[-1] == f"cell 3, line {_line_of(LOOPS_CELL, 'for item in x')}: for loop `for item in x`"
+
+
+def test_loops_in_helpers_are_followed_unless_disabled(submission):
+    found = function_has_python_loops(submission, "uses_helper")
+    assert found == [
+        f"in helper helper: cell 3, line {_line_of(LOOPS_CELL, 'v * 2')}: list comprehension `[v * 2 for v in x]`"
+    ]
+    assert function_has_python_loops(submission, "uses_helper", follow_helpers=False) == []
+
+
+def test_same_class_method_helpers_are_followed():
+    cell = CLIP_CELL.replace("return self._symmetric(logits)", "return self.slow_forward(logits)")
+    found = function_has_python_loops(extract([cell]), "CLIPModel.forward")
+    assert len(found) == 2 and all(entry.startswith("in helper CLIPModel.slow_forward: cell 1") for entry in found)
+
+
+@pytest.mark.parametrize(
+    ("qualname", "message"),
+    [
+        ("retrieve_images", "no function or class named 'retrieve_images'"),
+        ("CLIPModel.backward", "'backward' is not defined in CLIPModel"),
+        ("LIMIT", "no function or class named 'LIMIT'"),
+        ("CLIPModel", "is a class, not a function"),
+    ],
+)
+def test_missing_names_raise_key_error(submission, qualname, message):
+    with pytest.raises(KeyError, match=message):
+        function_has_python_loops(submission, qualname)
+
+
+def test_keyword_values_of_the_three_method_cells_are_read_without_running_them():
+    cells = [
+        "def train_classifier(encoder, cls, dataloader, epochs=100, supervised=False):\n    return cls, []",
+        "cls1, traj1 = train_classifier(encoder, cls, train_loader, supervised=False)",
+        "%%time\ncls2, traj2 = train_classifier(\n    Encoder(), cls, train_loader,\n    supervised=True,\n)",
+        "!nvidia-smi\ncls3, traj3 = train_classifier(random_encoder, cls, train_loader, epochs=100, supervised=False)",
+        "FLAG = False\ncls4, _ = train_classifier(e, c, l, supervised=FLAG)",
+        "cls5, _ = train_classifier(e, c, l)",
+        "cls6, _ = train_classifier(e, c, l, 100, True)",
+        "cls7, _ = train_classifier(e, c, l, supervised=True",
+        "def probe():\n    return utils.train_classifier(e, c, l, supervised=True)",
+        "# train_classifier(e, c, l, supervised=True)",
+    ]
+    submission = extract(cells)
+    assert keyword_arguments_of_calls(submission, "train_classifier", "supervised") == [
+        (2, False), (3, True), (4, False), (5, None), (6, None), (7, None),
+    ]
+    assert keyword_arguments_of_calls(submission, "train_classifier", "supervised", position=4)[-1] == (7, True)
+    assert keyword_arguments_of_calls(submission, "utils.train_classifier", "supervised") == [(9, True)]
+    assert keyword_arguments_of_calls(submission, "train_classifier", "epochs") == [
+        (2, None), (3, None), (4, 100), (5, None), (6, None), (7, None),
+    ]
