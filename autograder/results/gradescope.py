@@ -1,0 +1,373 @@
+"""Gradescope's results.json: the data model, its cleaning, and an atomic writer.
+
+Format: https://gradescope-autograders.readthedocs.io/en/latest/specs/ ("Output format"). Gradescope
+rejects or mangles a malformed file and then shows the student nothing, so everything here aims at one
+property: whatever a submission makes the grader say (huge messages, binary junk, NaN scores), the file
+written is valid JSON in Gradescope's schema, and it is replaced atomically so a reader never sees half
+of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+STATUSES = ("passed", "failed")
+OUTPUT_FORMATS = ("text", "html", "simple_format", "md", "ansi")
+
+TEST_OUTPUT_LIMIT = 8192
+TOP_OUTPUT_LIMIT = 65536
+NAME_LIMIT = 500
+_SCORE_DIGITS = 6
+_EXTRA_DEPTH = 20
+
+# Plain text everywhere: student-controlled strings must never be rendered as HTML or Markdown.
+_TEXT_FORMAT = "text"
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+FALLBACK_TEST_OUTPUT = (
+    "Not graded: the autograder failed before it could grade this test. This is not your fault; "
+    "please contact the course staff."
+)
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """What is known about a test before it runs: enough to list it, with 0 points, when grading fails."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    name: str
+    max_score: float
+    number: str | None = None
+    visibility: str = "visible"
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_choice("visibility", self.visibility, VISIBILITIES)
+
+
+@dataclass
+class TestResult:
+    """One Gradescope test case. Text fields may hold anything; they are cleaned when serialised."""
+
+    __test__ = False
+
+    name: str
+    number: str | None
+    score: float
+    max_score: float
+    status: str
+    output: str = ""
+    visibility: str = "visible"
+    tags: Sequence[str] = ()
+    extra_data: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("status", self.status, STATUSES)
+        _check_choice("visibility", self.visibility, VISIBILITIES)
+
+    @property
+    def spec(self) -> TestSpec:
+        """The test's identity without its outcome (for `fallback_results`)."""
+        return TestSpec(self.name, _clean_score(self.max_score), self.number, self.visibility, tuple(self.tags))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The test as Gradescope expects it, cleaned: finite scores within [0, max_score], bounded text."""
+        max_score = _clean_score(self.max_score)
+        entry: dict[str, Any] = {
+            "name": clean_text(self.name, NAME_LIMIT) or "(unnamed test)",
+            "score": _clean_score(self.score, max_score),
+            "max_score": max_score,
+            "status": self.status,
+            "output": clean_text(self.output, TEST_OUTPUT_LIMIT),
+            "visibility": self.visibility,
+        }
+        if self.number is not None:
+            entry["number"] = clean_text(self.number, NAME_LIMIT)
+        if self.tags:
+            entry["tags"] = [clean_text(tag, NAME_LIMIT) for tag in self.tags]
+        if self.extra_data:
+            entry["extra_data"] = _jsonable(self.extra_data, 0)
+        return entry
+
+
+@dataclass
+class Results:
+    """A whole results.json. `score` None means "the sum of the tests' scores", which we always write out
+    explicitly so that Gradescope never has to guess."""
+
+    tests: list[TestResult] = field(default_factory=list)
+    score: float | None = None
+    execution_time: float | None = None
+    output: str = ""
+    stdout_visibility: str = "hidden"
+    visibility: str | None = None
+    extra_data: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("stdout_visibility", self.stdout_visibility, VISIBILITIES)
+        if self.visibility is not None:
+            _check_choice("visibility", self.visibility, VISIBILITIES)
+
+    @property
+    def total_score(self) -> float:
+        """The score Gradescope will record: explicit, else the sum of the (cleaned) test scores."""
+        if self.score is not None:
+            return _clean_score(self.score)
+        return round(sum(test.to_dict()["score"] for test in self.tests), _SCORE_DIGITS)
+
+    @property
+    def max_score(self) -> float:
+        """The sum of the tests' max scores (not part of Gradescope's format; for reports)."""
+        return round(sum(_clean_score(test.max_score) for test in self.tests), _SCORE_DIGITS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object to write: always valid in Gradescope's schema, whatever the text fields hold."""
+        tests = [test.to_dict() for test in self.tests]
+        score = (
+            _clean_score(self.score)
+            if self.score is not None
+            else round(sum(test["score"] for test in tests), _SCORE_DIGITS)
+        )
+        document: dict[str, Any] = {
+            "score": score,
+            "output": clean_text(self.output, TOP_OUTPUT_LIMIT),
+            "output_format": _TEXT_FORMAT,
+            "test_output_format": _TEXT_FORMAT,
+            "test_name_format": _TEXT_FORMAT,
+            "stdout_visibility": self.stdout_visibility,
+            "tests": tests,
+        }
+        if self.execution_time is not None:
+            seconds = float(self.execution_time)
+            document["execution_time"] = round(seconds) if math.isfinite(seconds) and seconds > 0 else 0
+        if self.visibility is not None:
+            document["visibility"] = self.visibility
+        if self.extra_data:
+            document["extra_data"] = _jsonable(self.extra_data, 0)
+        return document
+
+    @classmethod
+    def from_dict(cls, document: Any, source: str = "results") -> Results:
+        """Read back a results object (ours or hand-written); `source` names the file in error messages."""
+        if not isinstance(document, Mapping):
+            raise ValueError(f"{source}: expected a JSON object at the top level, got {type(document).__name__}")
+        raw_tests = document.get("tests", [])
+        if not isinstance(raw_tests, list):
+            raise ValueError(f"{source}: 'tests' must be a list, got {type(raw_tests).__name__}")
+        tests = [_test_from_dict(entry, f"{source}: tests[{index}]") for index, entry in enumerate(raw_tests)]
+        try:
+            return cls(
+                tests=tests,
+                score=_number(document["score"], f"{source}: score") if "score" in document else None,
+                execution_time=(
+                    _number(document["execution_time"], f"{source}: execution_time")
+                    if "execution_time" in document
+                    else None
+                ),
+                output=_string(document.get("output", ""), f"{source}: output"),
+                stdout_visibility=document.get("stdout_visibility", "hidden"),
+                visibility=document.get("visibility"),
+                extra_data=document.get("extra_data"),
+            )
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
+
+
+def clean_text(value: object, limit: int | None) -> str:
+    """Text that is safe to show and to serialise: str (bytes decoded leniently), no terminal escapes, no
+    control characters but tab and newline, no lone surrogates, and at most `limit` characters, cut in
+    the middle with a marker saying how much was left out (the end of a message often matters most)."""
+    text = _to_str(value)
+    dropped = 0
+    if limit is not None and len(text) > 4 * limit:
+        keep = 2 * limit  # cut before the regular expressions so a 1 GB message costs nothing
+        dropped = len(text) - 2 * keep
+        text = text[:keep] + text[-keep:]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _ANSI.sub("", text)
+    text = _CONTROL.sub("\ufffd", text)
+    text = _SURROGATE.sub("\ufffd", text)
+    if limit is not None and (dropped or len(text) > limit):
+        text = _cut_middle(text, limit, dropped)
+    return text
+
+
+def fallback_results(message: str, tests: Iterable[TestSpec] | None = None) -> Results:
+    """Results for when the grader itself broke: every known test is listed with 0 points (so the test
+    list looks like every other submission's) and the student is told it is not their fault."""
+    output = (
+        "The autograder failed while grading this submission. This is not your fault and says nothing "
+        "about your work: please contact the course staff and mention this message.\n\n"
+        f"Details: {_to_str(message)}"
+    )
+    listed = [
+        TestResult(
+            name=spec.name,
+            number=spec.number,
+            score=0.0,
+            max_score=spec.max_score,
+            status="failed",
+            output=FALLBACK_TEST_OUTPUT,
+            visibility=spec.visibility,
+            tags=spec.tags,
+        )
+        for spec in tests or ()
+    ]
+    return Results(tests=listed, score=0.0, output=output)
+
+
+def write_results(results: Results, path: str | os.PathLike[str]) -> Path:
+    """Replace `path` atomically (temporary file in the same folder, fsync, rename) with mode 0644, so a
+    crash or a concurrent reader only ever sees the old file or the new one. Raises only for
+    operating-system failures (unwritable folder, full disk), never because of what the text contains."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = (json.dumps(results.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fchmod(handle.fileno(), 0o644)
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_folder(target.parent)
+    return target
+
+
+def load_results(path: str | os.PathLike[str]) -> Results:
+    """Read a results.json back; a missing, non-JSON or malformed file is a ValueError naming it."""
+    source = Path(path)
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{source}: no such results file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{source}: not a JSON results file ({error})") from None
+    return Results.from_dict(document, str(source))
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable; some file systems cannot open a folder, which is harmless."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _cut_middle(text: str, limit: int, already_dropped: int) -> str:
+    def marker(omitted: int) -> str:
+        return f"\n\n[... {omitted} characters left out: output is limited to {limit} characters ...]\n\n"
+
+    longest_marker = len(marker(len(text) + already_dropped))
+    if limit <= longest_marker:
+        return text[:limit]
+    kept = limit - longest_marker
+    head = (kept * 3) // 4
+    tail = kept - head
+    return text[:head] + marker(len(text) - kept + already_dropped) + text[len(text) - tail :]
+
+
+def _to_str(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="replace")
+    try:
+        return str(value)
+    except Exception:  # an object whose __str__ fails must not take the results file down with it
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _clean_score(value: object, max_score: float | None = None) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    if not math.isfinite(number) or number < 0:
+        return 0.0
+    if max_score is not None:
+        number = min(number, max_score)
+    return round(number, _SCORE_DIGITS)
+
+
+def _jsonable(value: Any, depth: int) -> Any:
+    """Plain JSON data: NaN/infinity become null, keys become strings, unknown objects their text."""
+    if depth > _EXTRA_DEPTH:
+        return clean_text(value, TEST_OUTPUT_LIMIT)
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return clean_text(value, TOP_OUTPUT_LIMIT)
+    if isinstance(value, Mapping):
+        return {clean_text(key, NAME_LIMIT): _jsonable(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, depth + 1) for item in value]
+    return clean_text(value, TEST_OUTPUT_LIMIT)
+
+
+def _check_choice(what: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where} must be a number, got {value!r}")
+    return float(value)
+
+
+def _string(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _test_from_dict(entry: object, where: str) -> TestResult:
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
+    score = _number(entry.get("score", 0.0), f"{where}.score")
+    max_score = _number(entry.get("max_score", score), f"{where}.max_score")
+    status = entry.get("status", "passed" if score >= max_score else "failed")
+    tags = entry.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ValueError(f"{where}.tags must be a list of strings, got {tags!r}")
+    number = entry.get("number")
+    try:
+        return TestResult(
+            name=_string(entry.get("name", ""), f"{where}.name"),
+            number=None if number is None else str(number),
+            score=score,
+            max_score=max_score,
+            status=status,
+            output=_string(entry.get("output", ""), f"{where}.output"),
+            visibility=entry.get("visibility", "visible"),
+            tags=tuple(tags),
+            extra_data=entry.get("extra_data"),
+        )
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
