@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from autograder.profiles.profile import DEFAULT_PROFILE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -15,11 +17,34 @@ def _template(args: argparse.Namespace) -> int:
     if args.check:
         drifted = find_drift(args.root)
         for path in drifted:
-            print(f"{path}: differs from what `python -m autograder template` builds; rebuild and commit it.",
-                  file=sys.stderr)
+            print(
+                f"{path}: differs from what `python -m autograder template` builds; rebuild and commit it.",
+                file=sys.stderr,
+            )
         return 1 if drifted else 0
     for path in write_all(args.root):
         print(f"wrote {path}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from autograder.profiles.prepare import PrepareError, prepare
+    from autograder.profiles.profile import load_profile
+
+    try:
+        prepare(load_profile(args.profile), stl10_source=args.stl10, flickr8k_source=args.flickr8k)
+    except PrepareError as error:
+        print(f"prepare failed: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from autograder.profiles.calibrate import calibrate
+    from autograder.profiles.profile import load_profile
+
+    profile = calibrate(load_profile(args.profile), args.runs, margin=args.margin)
+    print(f"thresholds written to {profile.path}: {profile.raw['thresholds']}")
     return 0
 
 
@@ -33,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     template.add_argument("--check", action="store_true", help="exit 1 if a committed notebook is out of date")
     template.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     template.set_defaults(handler=_template)
+
+    prepare = commands.add_parser("prepare", help="make the data and backbones of a profile, once, offline afterwards")
+    prepare.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
+    prepare.add_argument("--stl10", metavar="PATH", help="folder containing stl10_binary/ (real profiles)")
+    prepare.add_argument("--flickr8k", metavar="PATH_OR_URL", help="Flickr8k folder or zip URL (real profiles)")
+    prepare.set_defaults(handler=_prepare)
+
+    calibrate = commands.add_parser("calibrate", help="grade the reference with N seeds and set the thresholds")
+    calibrate.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
+    calibrate.add_argument("--runs", type=int, default=10, help="number of seeds (10)")
+    calibrate.add_argument("--margin", type=float, default=0.05, help="thresholds = worst run minus this (0.05)")
+    calibrate.set_defaults(handler=_calibrate)
     return parser
 
 

@@ -87,6 +87,7 @@ def colab_setup(root="./data"):
         image_embedding=2048,
         text_embedding=768,
         cached_text_features=lambda input_ids, attention_mask: None,
+        example_queries=["a dog running on the grass", "children playing in the water"],
     )
 
 
@@ -655,7 +656,7 @@ def retrieve_images(model, image_embeddings, query, image_filenames, k=9):
 
 # %%
 val_embeddings = embed_images(clip_model, clip_val_images)
-for query in ["a dog running on the grass", "children playing"]:
+for query in SETUP.example_queries:
     matches = retrieve_images(clip_model, val_embeddings, query, list(val_filenames), k=9)
     print(query, "->", matches[:3])
     positions = [val_filenames.index(name) for name in matches]

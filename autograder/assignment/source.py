@@ -139,3 +139,9 @@ def render(text: str, *, solution: bool) -> str:
 def provided_code(path: Path = SOURCE_FILE) -> str:
     """The provided cells as one module source: the canonical code the grader's worker loads."""
     return "\n\n".join(cell.text for cell in read_cells(path) if cell.provided)
+
+
+def assignment_code(*, solution: bool, path: Path = SOURCE_FILE) -> str:
+    """Provided and graded cells, in notebook order: the definitions a notebook run would create."""
+    cells = [cell for cell in read_cells(path) if cell.provided or "graded" in cell.tags]
+    return "\n\n".join(render(cell.text, solution=solution) for cell in cells)

@@ -1,0 +1,305 @@
+"""Offline stand-in data: procedurally drawn images of ten shape classes, written in the real STL-10 and
+Flickr8k formats so that the synthetic profile exercises the same loading code as the real one.
+
+Class identity lives in shape and layout only: colours, background pattern, position, size, rotation
+and noise are drawn independently of the class, and every shape covers the same area, so the mean
+colour of an image says nothing about its class. The foreground is usually, but not always, the
+lighter colour; that fraction sets how well a frozen random conv net's features do (Method III)
+relative to an autoencoder's (Method I) and a trained encoder's (Method II), and was tuned so that
+the problem set's pipeline orders them III < I < II with clear gaps.
+"""
+
+import csv
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from autograder.data import stl10
+
+# Each class: (name, noun phrase with the colour as {c}, a second phrasing for paraphrases).
+CLASSES: tuple[tuple[str, str, str], ...] = (
+    ("circle", "a {c} circle", "a round {c} disc"),
+    ("ring", "a {c} ring", "a hollow {c} circle"),
+    ("horizontal bar", "a horizontal {c} bar", "a {c} stripe lying flat"),
+    ("vertical bar", "a vertical {c} bar", "a {c} stripe standing upright"),
+    ("plus sign", "a {c} plus sign", "a {c} upright cross"),
+    ("diagonal cross", "a {c} diagonal cross", "a {c} letter x"),
+    ("pair of dots", "two {c} dots", "a {c} pair of dots side by side"),
+    ("triangle", "a {c} triangle", "a {c} triangle pointing down"),
+    ("four dots", "four {c} dots", "a square of four {c} dots"),
+    ("checkerboard", "a {c} checkerboard", "a {c} checkered square"),
+)
+CLASS_NAMES: tuple[str, ...] = tuple(name for name, _, _ in CLASSES)
+NUM_CLASSES = len(CLASSES)
+
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (215, 45, 40), "orange": (240, 140, 30), "yellow": (235, 215, 55), "green": (55, 165, 65),
+    "cyan": (60, 200, 215), "blue": (45, 85, 205), "purple": (130, 65, 180), "pink": (240, 135, 185),
+    "brown": (130, 80, 45), "white": (240, 240, 235), "black": (25, 25, 30), "gray": (128, 128, 128),
+}
+_COLOUR_NAMES = tuple(PALETTE)
+_RGB = np.array([PALETTE[name] for name in _COLOUR_NAMES], dtype=np.float32) / 255.0
+_LUMA = _RGB @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# Background patterns: (adjective form, noun form with the colour as {c}).
+BACKGROUNDS: tuple[tuple[str, str], ...] = (
+    ("a plain {c} background", "a plain {c} backdrop"),
+    ("a striped {c} background", "{c} stripes"),
+    ("a shaded {c} background", "a {c} gradient"),
+)
+_TEMPLATES: tuple[str, ...] = (
+    "{obj} on {bg}",
+    "{bg} with {obj}",
+    "{obj2} over {bg2}",
+    "a picture of {obj} on {bg2}",
+    "{obj2} against {bg}",
+)
+
+# Difficulty knobs, in units of half the image side. Tuned with the Method I/II/III pipeline (see module doc).
+_POSITION_JITTER = 0.12
+_SCALE_RANGE = (0.38, 0.5)
+_ROTATION_DEGREES = 15.0
+_SHAPE_AREA = 2.5
+_LIGHT_FOREGROUND = 0.8
+_COLOUR_JITTER = 0.06
+_PIXEL_NOISE = 0.03
+_BACKGROUND_AMPLITUDE = 0.12
+_STRIPE_FREQUENCY = (8.0, 20.0)
+_CHECKER_FREQUENCY = 14.0
+_CHUNK = 256
+
+# Independent random streams, so that adding images to one split never changes another.
+_STREAM_TRAIN, _STREAM_TEST, _STREAM_UNLABELED, _STREAM_FLICKR, _STREAM_PRETRAIN = 1, 2, 3, 4, 5
+
+
+def _box(u: np.ndarray, v: np.ndarray, half_w: float, half_h: float) -> np.ndarray:
+    return np.maximum(np.abs(u) - half_w, np.abs(v) - half_h)
+
+
+def _circle(u: np.ndarray, v: np.ndarray, cx: float, cy: float, r: float) -> np.ndarray:
+    return np.sqrt((u - cx) ** 2 + (v - cy) ** 2) - r
+
+
+def _diagonal_cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    a, b = (u + v) * np.float32(0.7071), (u - v) * np.float32(0.7071)
+    return np.minimum(_box(a, b, 1.1, 0.22), _box(b, a, 1.1, 0.22))
+
+
+def _four_dots(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.minimum.reduce([_circle(u, v, sx * 0.6, sy * 0.6, 0.32) for sx in (-1, 1) for sy in (-1, 1)])
+
+
+def _checkerboard(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    k = _CHECKER_FREQUENCY
+    return np.maximum(_box(u, v, 0.9, 0.9), np.sin(u * k) * np.sin(v * k) * 0.1)
+
+
+# Signed distance-like functions in the shape's own frame (negative inside), one per class.
+_SHAPES: tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], ...] = (
+    lambda u, v: _circle(u, v, 0, 0, 1.0),
+    lambda u, v: np.abs(_circle(u, v, 0, 0, 0.78)) - 0.22,
+    lambda u, v: _box(u, v, 1.0, 0.3),
+    lambda u, v: _box(u, v, 0.3, 1.0),
+    lambda u, v: np.minimum(_box(u, v, 1.0, 0.25), _box(u, v, 0.25, 1.0)),
+    _diagonal_cross,
+    lambda u, v: np.minimum(_circle(u, v, -0.55, 0, 0.4), _circle(u, v, 0.55, 0, 0.4)),
+    lambda u, v: 1.2 * np.maximum.reduce([-v - 0.5, 0.866 * u + 0.5 * v - 0.5, -0.866 * u + 0.5 * v - 0.5]),
+    _four_dots,
+    _checkerboard,
+)
+
+
+def _coverage(distance: np.ndarray, pixel: np.ndarray | float) -> np.ndarray:
+    """Antialiased inside-ness: 1 inside, 0 outside, a one-pixel ramp across the edge."""
+    return np.clip(0.5 - distance / pixel, 0.0, 1.0)
+
+
+def _shape_areas() -> np.ndarray:
+    """Area of each unit shape, measured on a fine grid, so that all classes can be drawn equally large."""
+    grid = (np.arange(400, dtype=np.float32) + 0.5) / 100 - 2.0
+    v, u = np.meshgrid(grid, grid, indexing="ij")
+    return np.array([_coverage(shape(u, v), 0.01).mean() * 16.0 for shape in _SHAPES])
+
+
+_SCALE_BY_CLASS = np.sqrt(_SHAPE_AREA / _shape_areas()).astype(np.float32)
+
+
+def _quantise_with_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 from float images in [0, 1] plus uniform pixel noise of standard deviation _PIXEL_NOISE, drawn
+    from random bytes (several times cheaper than Gaussian noise). Overwrites `image`."""
+    step = np.float32(255 * _PIXEL_NOISE / 73.9)  # 73.9: standard deviation of a uniform random byte
+    image *= 255
+    image += np.float32(0.5) - np.float32(127.5) * step
+    image += np.frombuffer(rng.bytes(image.size), dtype=np.uint8).reshape(image.shape) * step
+    np.clip(image, 0, 255, out=image)
+    return image.astype(np.uint8)
+
+
+def _with_articles(text: str) -> str:
+    return re.sub(r"\ba ([aeiou])", r"an \1", text)
+
+
+def _draw(labels: np.ndarray, rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[dict[str, str]]]:
+    """uint8 (N, 3, size, size) images; label -1 draws the background only. Also what each image shows."""
+    n = len(labels)
+    fg_idx = rng.integers(0, len(_COLOUR_NAMES), n)
+    bg_idx = (fg_idx + rng.integers(1, len(_COLOUR_NAMES), n)) % len(_COLOUR_NAMES)
+    want_light_fg = rng.random(n) < _LIGHT_FOREGROUND
+    swap = (_LUMA[fg_idx] < _LUMA[bg_idx]) == want_light_fg
+    fg_idx, bg_idx = np.where(swap, bg_idx, fg_idx), np.where(swap, fg_idx, bg_idx)
+    fg = np.clip(_RGB[fg_idx] + rng.normal(0, _COLOUR_JITTER, (n, 3)), 0, 1).astype(np.float32)
+    bg = np.clip(_RGB[bg_idx] + rng.normal(0, _COLOUR_JITTER, (n, 3)), 0, 1).astype(np.float32)
+    centre = rng.uniform(-_POSITION_JITTER, _POSITION_JITTER, (n, 2)).astype(np.float32)
+    scale = rng.uniform(*_SCALE_RANGE, n).astype(np.float32) * _SCALE_BY_CLASS[np.maximum(labels, 0)]
+    angle = np.deg2rad(rng.uniform(-_ROTATION_DEGREES, _ROTATION_DEGREES, n)).astype(np.float32)
+    pattern = rng.integers(0, len(BACKGROUNDS), n)
+    direction = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
+    frequency = rng.uniform(*_STRIPE_FREQUENCY, n).astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
+
+    grid = (np.arange(size, dtype=np.float32) + 0.5) / (size / 2) - 1.0
+    ys, xs = np.meshgrid(grid, grid, indexing="ij")
+    out = np.empty((n, 3, size, size), dtype=np.uint8)
+    for start in range(0, n, _CHUNK):
+        part = slice(start, min(n, start + _CHUNK))
+        cos, sin = np.cos(angle[part])[:, None, None], np.sin(angle[part])[:, None, None]
+        x = xs - centre[part, 0, None, None]
+        y = ys - centre[part, 1, None, None]
+        s = scale[part, None, None]
+        u, v = (cos * x + sin * y) / s, (cos * y - sin * x) / s
+        mask = np.zeros(u.shape, dtype=np.float32)
+        part_labels = labels[part]
+        for k in np.unique(part_labels[part_labels >= 0]):
+            rows = np.flatnonzero(part_labels == k)
+            mask[rows] = _coverage(_SHAPES[k](u[rows], v[rows]), (2.0 / size) / s[rows])
+        texture = np.zeros(u.shape, dtype=np.float32)
+        for kind in (1, 2):  # striped, shaded; plain backgrounds stay flat
+            rows = np.flatnonzero(pattern[part] == kind)
+            at = start + rows
+            along = np.cos(direction[at])[:, None, None] * xs + np.sin(direction[at])[:, None, None] * ys
+            if kind == 1:
+                along = np.sin(frequency[at, None, None] * along + phase[at, None, None])
+            texture[rows] = along
+        texture *= _BACKGROUND_AMPLITUDE
+        image = np.empty((len(u), 3, size, size), dtype=np.float32)
+        for c in range(3):  # in place, channel by channel: this loop dominates the generation time
+            background = texture + bg[part, c, None, None]
+            channel = image[:, c]
+            np.subtract(fg[part, c, None, None], background, out=channel)
+            channel *= mask
+            channel += background
+        out[part] = _quantise_with_noise(image, rng)
+    content = [
+        {"fg": _COLOUR_NAMES[f], "bg": _COLOUR_NAMES[b], "pattern": str(p)}
+        for f, b, p in zip(fg_idx.tolist(), bg_idx.tolist(), pattern.tolist(), strict=True)
+    ]
+    return out, content
+
+
+def _captions(label: int, content: dict[str, str]) -> list[str]:
+    """Five different descriptions of one image, the first being the canonical one."""
+    _, phrase, phrase2 = CLASSES[label]
+    bg, bg2 = BACKGROUNDS[int(content["pattern"])]
+    words = {
+        "obj": phrase.format(c=content["fg"]),
+        "obj2": phrase2.format(c=content["fg"]),
+        "bg": bg.format(c=content["bg"]),
+        "bg2": bg2.format(c=content["bg"]),
+    }
+    return [_with_articles(template.format(**words)) for template in _TEMPLATES]
+
+
+def _as_labels(labels: np.ndarray | torch.Tensor) -> np.ndarray:
+    array = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    array = array.reshape(-1).astype(np.int64)
+    if array.size and (array.min() < 0 or array.max() >= NUM_CLASSES):
+        raise ValueError(f"labels must be class ids 0..{NUM_CLASSES - 1}; got values {array.min()}..{array.max()}")
+    return array
+
+
+def _stream_seed(seed: int, stream: int) -> int:
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+def _balanced_labels(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Every class n // 10 or n // 10 + 1 times, in random order."""
+    return rng.permutation(np.arange(n) % NUM_CLASSES)
+
+
+def render_images(
+    labels: np.ndarray | torch.Tensor, seed: int, size: int = 96
+) -> tuple[torch.Tensor, list[str]]:
+    """uint8 (N, 3, size, size) images of the given classes, and a caption saying what each shows."""
+    array = _as_labels(labels)
+    images, content = _draw(array, np.random.default_rng(seed), size)
+    return torch.from_numpy(images), [_captions(int(k), c)[0] for k, c in zip(array, content, strict=True)]
+
+
+def _distractors(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unlabeled images that belong to no class: two shapes blended, background only, or a colour field."""
+    kinds = rng.integers(0, 3, n)
+    out = np.empty((n, 3, 96, 96), dtype=np.uint8)
+    blend = np.flatnonzero(kinds == 0)
+    first = rng.integers(0, NUM_CLASSES, len(blend))
+    second = (first + rng.integers(1, NUM_CLASSES, len(blend))) % NUM_CLASSES
+    a, _ = _draw(first, rng, 96)
+    b, _ = _draw(second, rng, 96)
+    out[blend] = ((a.astype(np.uint16) + b) // 2).astype(np.uint8)
+    empty = np.flatnonzero(kinds == 1)
+    out[empty], _ = _draw(np.full(len(empty), -1), rng, 96)
+    field = np.flatnonzero(kinds == 2)
+    coarse = torch.from_numpy(rng.random((len(field), 3, 4, 4), dtype=np.float32))
+    smooth = torch.nn.functional.interpolate(coarse, size=(96, 96), mode="bicubic", align_corners=False).numpy()
+    out[field] = _quantise_with_noise(smooth, rng)
+    return out
+
+
+def generate_stl10(
+    root: str | Path, seed: int, n_train: int, n_test: int, n_unlabeled: int, distractor_fraction: float = 0.3
+) -> None:
+    """Write root/stl10_binary/ in the real format: balanced train/test, unlabeled with distractors."""
+    if not 0.0 <= distractor_fraction <= 1.0:
+        raise ValueError(f"distractor_fraction must be in [0, 1], got {distractor_fraction}")
+    for split, n, stream in (("train", n_train, _STREAM_TRAIN), ("test", n_test, _STREAM_TEST)):
+        rng = np.random.default_rng(_stream_seed(seed, stream))
+        labels = _balanced_labels(n, rng)
+        images, _ = _draw(labels, rng, 96)
+        stl10.write_split(root, split, images, labels)
+    rng = np.random.default_rng(_stream_seed(seed, _STREAM_UNLABELED))
+    n_distractors = int(round(distractor_fraction * n_unlabeled))
+    objects, _ = _draw(rng.integers(0, NUM_CLASSES, n_unlabeled - n_distractors), rng, 96)
+    unlabeled = np.concatenate([objects, _distractors(n_distractors, rng)])
+    stl10.write_split(root, "unlabeled", unlabeled[rng.permutation(n_unlabeled)], None)
+    names = Path(root) / stl10.STL10_FOLDER / "class_names.txt"
+    names.write_text("".join(f"{name}\n" for name in CLASS_NAMES))
+
+
+def generate_flickr8k(root: str | Path, seed: int, n_images: int, size: int = 128) -> None:
+    """Write root/Images/<id>.jpg and root/captions.txt (header image,caption; five paraphrases per image)."""
+    rng = np.random.default_rng(_stream_seed(seed, _STREAM_FLICKR))
+    labels = _balanced_labels(n_images, rng)
+    images_dir = Path(root) / "Images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str]] = []
+    for start in range(0, n_images, _CHUNK):
+        part = labels[start:start + _CHUNK]
+        images, content = _draw(part, rng, size)
+        for offset, (label, image, described) in enumerate(zip(part, images, content, strict=True)):
+            name = f"synthetic_{start + offset:05d}.jpg"
+            Image.fromarray(image.transpose(1, 2, 0)).save(images_dir / name, quality=90)
+            rows.extend((name, caption) for caption in _captions(int(label), described))
+    with open(Path(root) / "captions.txt", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["image", "caption"])
+        writer.writerows(rows)
+
+
+def pretraining_split(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A labelled split of its own random stream, standing in for ImageNet when pretraining a ResNet."""
+    rng = np.random.default_rng(_stream_seed(seed, _STREAM_PRETRAIN))
+    labels = _balanced_labels(n, rng)
+    images, _ = _draw(labels, rng, 96)
+    return torch.from_numpy(images), torch.from_numpy(labels)

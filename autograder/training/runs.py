@@ -1,0 +1,111 @@
+"""Training runs on a profile's budget, written against the assignment's names.
+
+`ns` is a namespace holding the provided code plus, for each graded name, the implementation under test
+(the student's for one component, the reference's for the others). These functions run where that code
+runs, and return only features or logits: accuracy is decided elsewhere, from labels they never see.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from autograder.profiles.prepare import PreparedPaths
+from autograder.profiles.profile import Profile
+
+FEATURE_BATCH = 256
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What training needs: images of every split, labels of the training split only."""
+
+    unlabeled: torch.Tensor
+    train: torch.Tensor
+    train_labels: torch.Tensor
+    test: torch.Tensor
+    clip_train: torch.Tensor
+    clip_train_captions: list[str]
+
+    @classmethod
+    def load(cls, profile: Profile) -> RunData:
+        paths = PreparedPaths(profile.cache_dir())
+        stl10 = load_file(str(paths.stl10_images))
+        train_labels = load_file(str(paths.stl10_labels))["train"]
+        clip = load_file(str(paths.clip_images))
+        pairs = json.loads(paths.clip_pairs.read_text())
+        unlabeled = stl10["unlabeled"]
+        if profile.budgets.unlabeled_subset is not None:
+            unlabeled = unlabeled[: profile.budgets.unlabeled_subset]
+        return cls(
+            unlabeled,
+            stl10["train"],
+            train_labels,
+            stl10["test"],
+            clip["train"],
+            [caption for _, caption in pairs["train"]],
+        )
+
+
+@torch.no_grad()
+def encode(ns, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Features of uint8 images in batches, in eval mode, on the CPU."""
+    was_training = encoder.training
+    encoder.eval()
+    batches = ns.TensorBatches(images, batch_size=FEATURE_BATCH)
+    features = torch.cat([encoder(batch).flatten(start_dim=1).cpu() for batch, _ in batches])
+    encoder.train(was_training)
+    return features
+
+
+def autoencoder_features(ns, data: RunData, epochs: int, seed: int) -> dict[str, torch.Tensor | list[float]]:
+    """Method I: train the autoencoder with `train_ae`, return its encoder's features."""
+    torch.manual_seed(seed)
+    model = ns.Autoencoder().to(ns.DEVICE)
+    loader = ns.TensorBatches(data.unlabeled, batch_size=128, shuffle=True, seed=seed)
+    model, losses = ns.train_ae(model, loader, epochs=epochs)
+    return {
+        "train": encode(ns, model.encoder, data.train),
+        "test": encode(ns, model.encoder, data.test),
+        "losses": [float(loss) for loss in losses],
+    }
+
+
+def random_encoder_features(ns, data: RunData, seed: int) -> dict[str, torch.Tensor]:
+    """Method III: a frozen, randomly initialised encoder."""
+    torch.manual_seed(seed)
+    encoder = ns.Encoder().to(ns.DEVICE)
+    return {"train": encode(ns, encoder, data.train), "test": encode(ns, encoder, data.test)}
+
+
+def supervised_logits(ns, data: RunData, epochs: int, seed: int) -> dict[str, torch.Tensor | list[float]]:
+    """Method II: encoder and classifier trained together with `train_classifier(..., supervised=True)`."""
+    torch.manual_seed(seed)
+    encoder = ns.Encoder().to(ns.DEVICE)
+    cls = nn.Linear(24 * 4 * 4, 10).to(ns.DEVICE)
+    loader = ns.TensorBatches(data.train, data.train_labels, batch_size=128, shuffle=True, seed=seed)
+    cls, losses = ns.train_classifier(encoder, cls, loader, epochs=epochs, supervised=True)
+    classifier = nn.Sequential(encoder, nn.Flatten(), cls)
+    return {"test": encode(ns, classifier, data.test), "losses": [float(loss) for loss in losses]}
+
+
+def clip_features(ns, data: RunData, epochs: int, seed: int, image_embedding: int, text_embedding: int) -> dict:
+    """CLIP trained on the captioned split; the features of its image encoder on STL-10 are probed."""
+    torch.manual_seed(seed)
+    model = ns.CLIPModel(
+        temperature=ns.CLIP_CONFIG["temperature"], image_embedding=image_embedding, text_embedding=text_embedding
+    ).to(ns.DEVICE)
+    batches = ns.ClipBatches(
+        data.clip_train, data.clip_train_captions, batch_size=ns.CLIP_CONFIG["batch_size"], shuffle=True, seed=seed
+    )
+    model, losses = ns.train_clip(model, batches, epochs=epochs)
+    encoder = nn.Sequential(ns.ImageNetNormalize(), model.image_encoder)
+    return {
+        "train": encode(ns, encoder, data.train),
+        "test": encode(ns, encoder, data.test),
+        "losses": [float(loss) for loss in losses],
+    }

@@ -1,0 +1,160 @@
+"""The synthetic stand-in data: deterministic, in the real formats, balanced, honestly captioned, and not
+separable by mean colour."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from autograder.data import flickr8k, stl10, synthetic
+
+STL10_FILES = ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "unlabeled_X.bin", "class_names.txt")
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_render_images_is_deterministic() -> None:
+    labels = np.arange(20) % 10
+    a, captions_a = synthetic.render_images(labels, seed=7)
+    b, captions_b = synthetic.render_images(torch.from_numpy(labels), seed=7)
+    c, _ = synthetic.render_images(labels, seed=8)
+    assert a.dtype == torch.uint8 and a.shape == (20, 3, 96, 96)
+    assert torch.equal(a, b) and captions_a == captions_b
+    assert not torch.equal(a, c)
+    assert synthetic.render_images(labels[:3], seed=7, size=128)[0].shape == (3, 3, 128, 128)
+
+
+def test_render_images_rejects_unknown_classes() -> None:
+    with pytest.raises(ValueError, match="0..9"):
+        synthetic.render_images(np.array([0, 10]), seed=0)
+
+
+def test_generate_stl10_is_deterministic_and_readable(tmp_path: Path) -> None:
+    synthetic.generate_stl10(tmp_path / "a", seed=3, n_train=40, n_test=30, n_unlabeled=25)
+    synthetic.generate_stl10(tmp_path / "b", seed=3, n_train=40, n_test=30, n_unlabeled=25)
+    synthetic.generate_stl10(tmp_path / "c", seed=4, n_train=40, n_test=30, n_unlabeled=25)
+    first = digests(tmp_path / "a")
+    assert sorted(first) == sorted(STL10_FILES)
+    assert first == digests(tmp_path / "b")
+    changed = digests(tmp_path / "c")
+    assert all(first[name] != changed[name] for name in STL10_FILES if name.endswith(".bin"))
+
+    train, train_labels = stl10.read_split(tmp_path / "a", "train")
+    test, test_labels = stl10.read_split(tmp_path / "a", "test")
+    unlabeled, none = stl10.read_split(tmp_path / "a", "unlabeled")
+    assert train.shape == (40, 3, 96, 96) and test.shape == (30, 3, 96, 96) and unlabeled.shape[0] == 25
+    assert none is None and train_labels is not None and test_labels is not None
+    assert torch.bincount(train_labels, minlength=10).tolist() == [4] * 10
+    assert torch.bincount(test_labels, minlength=10).tolist() == [3] * 10
+    # Classes are shuffled, not written in blocks.
+    assert train_labels[:10].tolist() != list(range(10))
+    names = (tmp_path / "a" / "stl10_binary" / "class_names.txt").read_text().splitlines()
+    assert tuple(names) == synthetic.CLASS_NAMES
+
+
+def test_splits_use_independent_streams(tmp_path: Path) -> None:
+    synthetic.generate_stl10(tmp_path / "small", seed=5, n_train=20, n_test=10, n_unlabeled=10)
+    synthetic.generate_stl10(tmp_path / "big", seed=5, n_train=20, n_test=10, n_unlabeled=50)
+    for split in ("train", "test"):
+        assert torch.equal(stl10.read_split(tmp_path / "small", split)[0], stl10.read_split(tmp_path / "big", split)[0])
+    pretrain, pretrain_labels = synthetic.pretraining_split(5, 20)
+    assert not torch.equal(pretrain, stl10.read_split(tmp_path / "small", "train")[0])
+    again, again_labels = synthetic.pretraining_split(5, 20)
+    assert torch.equal(pretrain, again) and torch.equal(pretrain_labels, again_labels)
+    assert pretrain.dtype == torch.uint8 and pretrain.shape == (20, 3, 96, 96)
+    assert pretrain_labels.dtype == torch.int64 and torch.bincount(pretrain_labels).tolist() == [2] * 10
+
+
+def test_distractor_fraction_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="distractor_fraction"):
+        synthetic.generate_stl10(tmp_path, seed=0, n_train=10, n_test=10, n_unlabeled=10, distractor_fraction=2)
+    synthetic.generate_stl10(tmp_path, seed=0, n_train=10, n_test=10, n_unlabeled=12, distractor_fraction=1.0)
+    assert stl10.read_split(tmp_path, "unlabeled")[0].shape[0] == 12
+
+
+def nearest_palette(rgb: np.ndarray, names: tuple[str, str]) -> str:
+    return min(names, key=lambda name: float(np.abs(np.array(synthetic.PALETTE[name]) - rgb).sum()))
+
+
+def test_captions_describe_what_is_drawn() -> None:
+    labels = np.array([0, 1] * 15)  # circles (solid centre) and rings (hollow centre)
+    images, captions = synthetic.render_images(labels, seed=11)
+    for label, image, caption in zip(labels, images.numpy().astype(float), captions, strict=True):
+        shape = "circle" if label == 0 else "ring"
+        words = caption.split()
+        fg = words[words.index(shape) - 1]
+        bg = words[words.index("background") - 1]
+        assert fg in synthetic.PALETTE and bg in synthetic.PALETTE and fg != bg, caption
+        centre = image[:, 46:50, 46:50].mean(axis=(1, 2))
+        corner = image[:, :4, :4].mean(axis=(1, 2))
+        # The circle's centre shows its colour, the ring's centre the background; the corner is background.
+        assert nearest_palette(centre, (fg, bg)) == (fg if label == 0 else bg), caption
+        assert nearest_palette(corner, (fg, bg)) == bg, caption
+
+
+def test_every_class_has_its_own_words() -> None:
+    labels = np.arange(10)
+    _, captions = synthetic.render_images(labels, seed=0)
+    keywords = ("circle", "ring", "horizontal", "vertical", "plus", "diagonal", "two", "triangle", "four",
+                "checkerboard")
+    for label, caption in zip(labels, captions, strict=True):
+        present = [word for word in keywords if word in caption.split()]
+        assert present == [keywords[label]], caption
+
+
+def test_mean_colour_is_near_chance() -> None:
+    labels = np.arange(1000) % 10
+    images, _ = synthetic.render_images(labels, seed=2)
+    colour = images[:, :, 16:80, 16:80].float().mean(dim=(2, 3)) / 255  # what the 64x64 pipeline sees
+    y = torch.from_numpy(labels)
+    train, test = slice(0, 500), slice(500, 1000)
+    centroids = torch.stack([colour[train][y[train] == k].mean(0) for k in range(10)])
+    nearest = torch.cdist(colour[test], centroids).argmin(1)
+    assert (nearest == y[test]).float().mean().item() < 0.2
+    torch.manual_seed(0)
+    logistic = torch.nn.Linear(3, 10)
+    optimizer = torch.optim.LBFGS(logistic.parameters(), max_iter=200)
+    standard = (colour - colour[train].mean(0)) / colour[train].std(0)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logistic(standard[train]), y[train])
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        assert (logistic(standard[test]).argmax(1) == y[test]).float().mean().item() < 0.2
+
+
+def test_generate_flickr8k_layout(tmp_path: Path) -> None:
+    synthetic.generate_flickr8k(tmp_path / "a", seed=1, n_images=12, size=128)
+    synthetic.generate_flickr8k(tmp_path / "b", seed=1, n_images=12, size=128)
+    assert digests(tmp_path / "a") == digests(tmp_path / "b")
+    rows = flickr8k.read_captions(tmp_path / "a")
+    assert len(rows) == 60
+    names = [name for name, _ in flickr8k.one_caption_per_image(rows)]
+    assert len(names) == 12 and all(name.endswith(".jpg") for name in names)
+    for name in names:
+        captions = [caption for image, caption in rows if image == name]
+        assert len(captions) == 5 and len(set(captions)) == 5
+    with Image.open(tmp_path / "a" / "Images" / names[0]) as image:
+        assert image.format == "JPEG" and image.size == (128, 128)
+    assert flickr8k.load_images(tmp_path / "a", names[:4]).shape == (4, 3, 64, 64)
+
+
+def test_flickr_paraphrases_share_the_content_words(tmp_path: Path) -> None:
+    synthetic.generate_flickr8k(tmp_path, seed=2, n_images=20)
+    rows = flickr8k.read_captions(tmp_path)
+    by_image: dict[str, list[str]] = {}
+    for name, caption in rows:
+        by_image.setdefault(name, []).append(caption)
+    for captions in by_image.values():
+        colours = [{word for word in caption.split() if word in synthetic.PALETTE} for caption in captions]
+        # Both the object's and the background's colour are named in every paraphrase.
+        assert all(len(c) == 2 and c == colours[0] for c in colours), captions

@@ -1,0 +1,90 @@
+"""`prepare`: the synthetic profile from nothing, idempotence, and the real profile's failures offline."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+from autograder.data import flickr8k, stl10
+from autograder.profiles.prepare import NotPreparedError, PreparedPaths, prepare, prepared_manifest
+from autograder.profiles.profile import load_profile
+
+
+def run_cli(*args, cache, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "autograder", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", "PS7_CACHE": str(cache), "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def test_prepared_synthetic_cache_has_the_real_formats(synthetic):
+    paths = PreparedPaths(synthetic.cache_dir())
+    manifest = prepared_manifest(synthetic)
+    counts = synthetic.data["stl10"]
+    images, labels = stl10.read_split(manifest["stl10_root"], "train")
+    assert images.shape == (counts["train"], 3, 96, 96) and labels.min() >= 0 and labels.max() <= 9
+    unlabeled, none = stl10.read_split(manifest["stl10_root"], "unlabeled", indices=[0, 5])
+    assert unlabeled.shape == (2, 3, 96, 96) and none is None
+    rows = flickr8k.read_captions(manifest["flickr8k_root"])
+    assert len(rows) == 5 * synthetic.data["flickr8k"]["images"]
+    crops = load_file(str(paths.stl10_images))
+    assert set(crops) == {"train", "test", "unlabeled"}
+    assert crops["test"].shape == (counts["test"], 3, 64, 64)
+    assert "test" in load_file(str(paths.stl10_labels))  # labels live apart from the images
+    pairs = json.loads(paths.clip_pairs.read_text())
+    assert len(pairs["train"]) + len(pairs["val"]) == synthetic.data["flickr8k"]["images"]
+
+
+def test_second_prepare_does_nothing(synthetic, capsys):
+    started = time.perf_counter()
+    manifest = prepare(synthetic)
+    assert time.perf_counter() - started < 5
+    assert capsys.readouterr().out == ""
+    assert manifest == prepared_manifest(synthetic)
+
+
+def test_a_changed_profile_is_not_taken_for_prepared(synthetic, tmp_path):
+    changed = tmp_path / "synthetic.json"
+    raw = json.loads(synthetic.path.read_text())
+    raw["data"]["seed"] += 1
+    changed.write_text(json.dumps(raw))
+    with pytest.raises(NotPreparedError, match="changed since it was prepared"):
+        prepared_manifest(load_profile(changed))
+
+
+def test_unprepared_profile_says_which_command_prepares_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PS7_CACHE", str(tmp_path))
+    with pytest.raises(NotPreparedError, match="python -m autograder prepare --profile synthetic"):
+        prepared_manifest(load_profile("synthetic"))
+
+
+def test_stl10_without_sources_fails_fast_saying_what_to_supply(tmp_path):
+    started = time.perf_counter()
+    result = run_cli("prepare", "--profile", "stl10", cache=tmp_path)
+    assert result.returncode == 2
+    assert "Flickr8k" in result.stderr and "--flickr8k" in result.stderr
+    assert time.perf_counter() - started < 60
+
+
+def test_stl10_offline_download_failure_names_the_url_and_the_option(tmp_path, synthetic):
+    flickr_root = prepared_manifest(synthetic)["flickr8k_root"]
+    result = run_cli("prepare", "--profile", "stl10", "--flickr8k", flickr_root, cache=tmp_path / "cache")
+    assert result.returncode == 2
+    assert "cannot download STL-10" in result.stderr
+    assert "--stl10 PATH" in result.stderr
+
+
+def test_stl10_files_with_wrong_checksums_are_refused(tmp_path, synthetic):
+    manifest = prepared_manifest(synthetic)
+    result = run_cli(
+        "prepare", "--profile", "stl10", "--stl10", manifest["stl10_root"], "--flickr8k", manifest["flickr8k_root"],
+        cache=tmp_path / "cache",
+    )
+    assert result.returncode == 2
+    assert "wrong checksum" in result.stderr and "train_X.bin" in result.stderr

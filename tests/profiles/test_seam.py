@@ -1,0 +1,33 @@
+"""The notebook's provided code under PS7_PROFILE: prepared data, backbones, sizes and cached text outputs."""
+
+import torch
+
+from autograder.assignment.namespace import reference_namespace
+
+
+def test_provided_code_takes_everything_from_the_prepared_profile(synthetic):
+    ns = reference_namespace("synthetic")
+    assert ns.SETUP.name == "synthetic"
+    assert ns.SETUP.ae_epochs == synthetic.budgets.ae_epochs
+    image_encoder = ns.ImageEncoder()
+    features = image_encoder(torch.rand(2, 3, 64, 64))
+    assert features.shape == (2, ns.SETUP.image_embedding)
+    assert all(parameter.requires_grad for parameter in image_encoder.parameters())
+    text_encoder = ns.TextEncoder()
+    assert not any(parameter.requires_grad for parameter in text_encoder.parameters())
+
+
+def test_text_encoder_serves_cached_outputs_equal_to_running_the_model(synthetic):
+    ns = reference_namespace("synthetic")
+    text_encoder = ns.TextEncoder()
+    captions = [caption for _, caption in ns.read_captions(ns.SETUP.flickr8k_root)[::50][:6]]
+    batch = ns.TOKENIZER(captions, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    cached = text_encoder(batch["input_ids"], batch["attention_mask"])
+    with torch.no_grad():
+        computed = text_encoder.model(**batch).last_hidden_state[:, 0, :]
+    assert ns.SETUP.cached_text_features(batch["input_ids"], batch["attention_mask"]) is not None
+    torch.testing.assert_close(cached, computed, atol=1e-5, rtol=1e-5)
+
+    novel = ns.TOKENIZER(["a caption nobody wrote before"], return_tensors="pt")
+    assert ns.SETUP.cached_text_features(novel["input_ids"], novel["attention_mask"]) is None
+    assert text_encoder(novel["input_ids"], novel["attention_mask"]).shape == (1, ns.SETUP.text_embedding)
