@@ -43,9 +43,43 @@ def _calibrate(args: argparse.Namespace) -> int:
     from autograder.profiles.calibrate import calibrate
     from autograder.profiles.profile import load_profile
 
-    profile = calibrate(load_profile(args.profile), args.runs, margin=args.margin)
+    profile = calibrate(load_profile(args.profile), args.runs, margin=args.margin, jobs=args.jobs)
     print(f"thresholds written to {profile.path}: {profile.raw['thresholds']}")
     return 0
+
+
+def _run_grade(
+    submission: Path, results: Path, profile: str, suite: str, only: str | None, *, keep: bool = True
+) -> int:
+    """Prepare the profile if needed, grade, print the table; 0 whenever a results file was written."""
+    from autograder.grading import grade
+    from autograder.profiles.prepare import PrepareError, prepare
+    from autograder.profiles.profile import ProfileError, load_profile
+    from autograder.results import fallback_results, format_table, write_results
+
+    try:
+        prepare(load_profile(profile))
+    except (PrepareError, ProfileError) as error:
+        print(f"cannot grade: profile {profile!r}: {error}", file=sys.stderr)
+        write_results(fallback_results(f"The autograder's profile {profile!r} is not available: {error}"), results)
+        return 0
+    finished = grade(submission, results, profile=profile, suite=suite, only=only)
+    print(format_table(finished))
+    print(finished.output)
+    if keep:
+        print(f"results written to {results}")
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    return _run_grade(args.submission, args.results, args.profile, args.suite, args.only)
+
+
+def _check(args: argparse.Namespace) -> int:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ps7-check-") as folder:
+        return _run_grade(args.submission, Path(folder) / "results.json", args.profile, "public", args.only, keep=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
     calibrate.add_argument("--runs", type=int, default=10, help="number of seeds (10)")
     calibrate.add_argument("--margin", type=float, default=0.05, help="thresholds = worst run minus this (0.05)")
+    calibrate.add_argument("--jobs", type=int, default=1, help="seeds run at once, one thread each (1)")
     calibrate.set_defaults(handler=_calibrate)
+
+    grade = commands.add_parser("grade", help="grade one submission (a file, or a folder searched for one)")
+    grade.add_argument("submission", type=Path, help="the .ipynb or .py file, or a folder holding it")
+    grade.add_argument("--results", type=Path, required=True, help="where to write Gradescope's results.json")
+    grade.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
+    grade.add_argument("--suite", choices=("public", "all"), default="all", help="public tests only, or all (all)")
+    grade.add_argument("--only", metavar="COMPONENT", help="only the tests of one component, e.g. 7.1.1")
+    grade.set_defaults(handler=_grade)
+
+    check = commands.add_parser("check", help="run the public checks on your notebook (seconds, no data set)")
+    check.add_argument("submission", type=Path, help="your .ipynb or .py file")
+    check.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
+    check.add_argument("--only", metavar="COMPONENT", help="only the checks of one component, e.g. 7.1.1")
+    check.set_defaults(handler=_check)
     return parser
 
 

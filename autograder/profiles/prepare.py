@@ -128,6 +128,7 @@ def prepare(profile: Profile, *, stl10_source: str | None = None, flickr8k_sourc
         pass
     started = time.perf_counter()
     print(f"preparing profile {profile.name!r} in {paths.root}", flush=True)
+    _start_or_resume(paths, profile.fingerprint())
     if profile.data["source"] == "synthetic":
         stl10_root, flickr8k_root = _synthetic_data(profile, paths)
         _synthetic_backbones(profile, paths, flickr8k_root)
@@ -145,6 +146,16 @@ def prepare(profile: Profile, *, stl10_source: str | None = None, flickr8k_sourc
     _atomic_file(paths.manifest, lambda path: path.write_text(json.dumps(manifest, indent=2) + "\n"))
     print(f"profile {profile.name!r} prepared in {manifest['seconds']} s", flush=True)
     return manifest
+
+
+def _start_or_resume(paths: PreparedPaths, fingerprint: str) -> None:
+    """Resume an interrupted prepare of the same profile; start afresh when the profile or its code changed."""
+    marker = paths.root / "fingerprint"
+    if paths.root.exists() and (not marker.is_file() or marker.read_text() != fingerprint):
+        print(f"  {paths.root} holds another version of this profile: starting afresh", flush=True)
+        shutil.rmtree(paths.root)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint)
 
 
 def _synthetic_data(profile: Profile, paths: PreparedPaths) -> tuple[Path, Path]:

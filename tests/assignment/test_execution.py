@@ -7,7 +7,7 @@ from nbclient.exceptions import CellExecutionError
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def execute(path, monkeypatch, cache):

@@ -70,9 +70,13 @@ def test_splits_use_independent_streams(tmp_path: Path) -> None:
     assert pretrain_labels.dtype == torch.int64 and torch.bincount(pretrain_labels).tolist() == [2] * 10
 
 
-def test_distractor_fraction_is_checked(tmp_path: Path) -> None:
+def test_generator_arguments_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="distractor_fraction"):
         synthetic.generate_stl10(tmp_path, seed=0, n_train=10, n_test=10, n_unlabeled=10, distractor_fraction=2)
+    with pytest.raises(ValueError, match="'n_unlabeled': 0"):
+        synthetic.generate_stl10(tmp_path, seed=0, n_train=10, n_test=10, n_unlabeled=0)
+    with pytest.raises(ValueError, match="n_images"):
+        synthetic.generate_flickr8k(tmp_path, seed=0, n_images=0)
     synthetic.generate_stl10(tmp_path, seed=0, n_train=10, n_test=10, n_unlabeled=12, distractor_fraction=1.0)
     assert stl10.read_split(tmp_path, "unlabeled")[0].shape[0] == 12
 

@@ -9,7 +9,13 @@ import pytest
 from safetensors.torch import load_file
 
 from autograder.data import flickr8k, stl10
-from autograder.profiles.prepare import NotPreparedError, PreparedPaths, prepare, prepared_manifest
+from autograder.profiles.prepare import (
+    NotPreparedError,
+    PreparedPaths,
+    _start_or_resume,
+    prepare,
+    prepared_manifest,
+)
 from autograder.profiles.profile import load_profile
 
 
@@ -88,3 +94,16 @@ def test_stl10_files_with_wrong_checksums_are_refused(tmp_path, synthetic):
     )
     assert result.returncode == 2
     assert "wrong checksum" in result.stderr and "train_X.bin" in result.stderr
+
+
+def test_an_interrupted_prepare_resumes_but_a_changed_profile_starts_afresh(tmp_path):
+    paths = PreparedPaths(tmp_path / "synthetic")
+    _start_or_resume(paths, "version-1")
+    step_output = paths.image_weights
+    step_output.parent.mkdir(parents=True)
+    step_output.write_bytes(b"weights of version 1")
+    _start_or_resume(paths, "version-1")
+    assert step_output.read_bytes() == b"weights of version 1"  # resumed: finished steps are kept
+    _start_or_resume(paths, "version-2")
+    assert not step_output.exists()  # another version: nothing stale is reused
+    assert (paths.root / "fingerprint").read_text() == "version-2"

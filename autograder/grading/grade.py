@@ -1,0 +1,107 @@
+"""`grade(...)`: ingest -> pytest over the suites with the results plugin and the grading plugin -> results.
+
+pytest runs in this process (the trusted one); student code runs only in the worker the grading plugin
+starts. Whatever happens, a valid results file is left at `results_path`: the results plugin writes it
+after every test, and a grader failure replaces it with a fallback that lists the tests it knows of.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autograder.grading.plugin import GradingPlugin
+from autograder.ingest import IngestError, ingest
+from autograder.results.gradescope import Results, fallback_results, write_results
+from autograder.results.plugin import ResultsPlugin
+from autograder.worker.protocol import truncate
+
+SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITES = ("public", "all")
+SUBMISSION_SUFFIXES = (".ipynb", ".py")
+STUDENT_OUTPUT_CHARS = 20_000
+
+
+def find_submission(folder: str | os.PathLike[str]) -> Path | None:
+    """The file to grade in a submission folder, searched recursively: a notebook if there is one, else a
+    .py file; checkpoints and hidden folders are skipped; the shallowest, then alphabetically first, wins."""
+    root = Path(folder)
+    for suffix in SUBMISSION_SUFFIXES:
+        found = [
+            path
+            for path in root.rglob(f"*{suffix}")
+            if path.is_file()
+            and not any(part.startswith(".") or part == "__pycache__" for part in path.relative_to(root).parts)
+        ]
+        if found:
+            return min(found, key=lambda path: (len(path.relative_to(root).parts), str(path)))
+    return None
+
+
+def _read(submission_path: Path) -> tuple[Any, str | None]:
+    path = submission_path
+    if path.is_dir():
+        found = find_submission(path)
+        if found is None:
+            return None, f"no notebook (.ipynb) or Python file (.py) was found in your submission ({path.name})"
+        path = found
+    try:
+        return ingest(path), None
+    except IngestError as error:
+        return None, str(error)
+
+
+def grade(
+    submission_path: str | os.PathLike[str],
+    results_path: str | os.PathLike[str],
+    *,
+    profile: str = "synthetic",
+    suite: str = "public",
+    only: str | None = None,
+    worker_options: dict[str, Any] | None = None,
+    verbose: bool = False,
+) -> Results:
+    """Grade one submission (a file, or a folder searched for one) into `results_path` and return the
+    results. `suite` "public" runs the visible tests, "all" adds the hidden ones; `only` keeps one
+    component ("7.1.1"). Never raises for a bad submission; a grader failure still writes a fallback file."""
+    if suite not in SUITES:
+        raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
+    results_path = Path(results_path)
+    submission, error = _read(Path(submission_path))
+    grading = GradingPlugin(
+        submission, error, profile=profile, suite=suite, only=only, worker_options=worker_options
+    )
+    results_plugin = ResultsPlugin(results_path)
+    args = [
+        str(SUITE_DIR),
+        "-c",
+        str(SUITE_DIR / "pytest.ini"),
+        "--rootdir",
+        str(SUITE_DIR),
+        "-p",
+        "no:cacheprovider",
+        "--import-mode=importlib",
+    ]
+    args += ["-v"] if verbose else ["-p", "no:terminal"]
+    try:
+        code = pytest.main(args, plugins=[results_plugin, grading])
+        finished = results_plugin.results
+        if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR) or (not finished.tests and not only):
+            raise RuntimeError(f"pytest ended with {code!r} and {len(finished.tests)} tests")
+    except Exception as failure:  # noqa: BLE001 - any grader failure must still leave a results file
+        detail = "".join(traceback.format_exception_only(type(failure), failure)).strip()
+        finished = fallback_results(f"The autograder failed: {detail}", results_plugin.specs)
+        write_results(finished, results_path)
+        print(traceback.format_exc(), file=sys.stderr)
+    finally:
+        grading.close()
+    printed = grading.student_output()
+    if printed:
+        print("---- output of your code during grading (truncated) ----")
+        print(truncate(printed, STUDENT_OUTPUT_CHARS))
+    return finished

@@ -1,0 +1,130 @@
+"""The pytest plugin that gives grading suites their submission and worker, and selects the suite.
+
+Suites never import or run student code: the `worker` fixture is a `Worker` whose probes run the code in
+the sandbox, and tests judge the observations it returns. The worker starts on first use (so an
+unreadable submission costs no worker at all) and is shared by the whole session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from autograder.ingest.extract import Submission
+from autograder.results.plugin import get_plugin
+from autograder.worker.client import Worker
+
+PLUGIN_NAME = "autograder-grading"
+_OUTPUT_LINES = 20
+
+
+def _visibility(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("visibility")
+    return str(marker.args[0]) if marker is not None and marker.args else "visible"
+
+
+def _number(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("number")
+    return str(marker.args[0]) if marker is not None and marker.args else ""
+
+
+def matches_component(item: pytest.Item, component: str) -> bool:
+    """A test belongs to component "7.1.3" when its number is "7.1.3" or "7.1.3.x", or its name starts
+    with "7.1.3 "."""
+    number = _number(item)
+    if number == component or number.startswith(component + "."):
+        return True
+    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+    return doc.strip().startswith(component + " ")
+
+
+class GradingPlugin:
+    """Fixtures `submission` and `worker` for the suites; `suite` "public" keeps only visible tests."""
+
+    def __init__(
+        self,
+        submission: Submission | None,
+        error: str | None = None,
+        *,
+        profile: str = "synthetic",
+        suite: str = "public",
+        only: str | None = None,
+        worker_factory: Callable[..., Worker] = Worker,
+        worker_options: dict[str, Any] | None = None,
+    ) -> None:
+        if submission is None and error is None:
+            raise ValueError("GradingPlugin needs a submission or the error that prevented reading it")
+        if suite not in ("public", "all"):
+            raise ValueError(f"suite must be 'public' or 'all', got {suite!r}")
+        self.submission_value = submission
+        self.error = error
+        self.profile = profile
+        self.suite = suite
+        self.only = only
+        self.worker_factory = worker_factory
+        self.worker_options = dict(worker_options or {})
+        self.worker_instance: Worker | None = None
+
+    @pytest.fixture(scope="session")
+    def submission(self) -> Submission:
+        """The ingested submission; every test fails with the reason when it could not be read."""
+        if self.submission_value is None:
+            pytest.fail(f"your submission could not be read: {self.error}", pytrace=False)
+        return self.submission_value
+
+    @pytest.fixture(scope="session")
+    def worker(self, submission: Submission) -> Worker:
+        """The sandboxed worker holding the reference and the submission's definitions."""
+        if self.worker_instance is None:
+            self.worker_instance = self.worker_factory(submission, profile=self.profile, **self.worker_options)
+        return self.worker_instance
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        keep, drop = [], []
+        for item in items:
+            wanted = self.suite == "all" or _visibility(item) == "visible"
+            if self.only:
+                wanted = wanted and matches_component(item, self.only)
+            (keep if wanted else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Add what the student should know beyond single tests to the results, then stop the worker."""
+        results = get_plugin(session.config)
+        if results is not None:
+            for line in self.summary():
+                results.add_output(line)
+        self.close()
+
+    def summary(self) -> list[str]:
+        lines: list[str] = []
+        if self.error is not None:
+            lines.append(f"Your submission could not be read: {self.error}")
+        skipped = [text for text in getattr(self.submission_value, "diagnostics", []) if "skipped" in text]
+        if skipped:
+            lines.append("Parts of your notebook the grader could not read (their definitions are missing):")
+            lines.extend(f"- {text}" for text in skipped[:_OUTPUT_LINES])
+        worker = self.worker_instance
+        if worker is not None:
+            if worker.load_errors:
+                lines.append("These definitions could not be loaded, so their tests fail:")
+                lines.extend(f"- `{name}`: {text.splitlines()[0]}" for name, text in worker.load_errors.items())
+            for where, statement, error in worker.import_errors[:_OUTPUT_LINES]:
+                lines.append(f"- {where}: `{statement}` failed in the grader ({error}); it was skipped")
+            lines.extend(f"- {note}" for note in worker.notes if note.startswith("cell "))
+        return lines
+
+    def student_output(self) -> str:
+        """What student code printed during grading (for the grader's hidden stdout)."""
+        if self.worker_instance is None:
+            return ""
+        return "\n".join(self.worker_instance.stdout_log)
+
+    def close(self) -> None:
+        if self.worker_instance is not None:
+            self.worker_instance.close()

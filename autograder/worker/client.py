@@ -1,0 +1,383 @@
+"""The trusted side of the worker: start it in the sandbox, send it calls, survive whatever it does.
+
+`Worker(submission).call("encoder_structure", impl="student")` returns an `Observation`. A call that
+times out, kills the worker, or answers with something unreadable fails with a clear message, and the
+next call starts a fresh worker. A student definition that kills or hangs the worker while loading is
+left out of the next worker's load (recorded as that name's load error), so it costs only its names.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import selectors
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autograder.assignment.source import PACKAGE_ROOT, provided_code
+from autograder.ingest.extract import Submission
+from autograder.profiles.profile import cache_root, load_profile
+from autograder.worker.protocol import (
+    MAX_RESPONSE_BYTES,
+    Observation,
+    ProtocolError,
+    decode_message,
+    encode_message,
+    observation_from_response,
+    truncate,
+)
+from autograder.worker.sandbox import (
+    Limits,
+    SandboxProcess,
+    SandboxUser,
+    ensure_sandbox_user,
+    kill_user_processes,
+    start_sandboxed,
+)
+
+REPO_ROOT = PACKAGE_ROOT.parent
+DEFAULT_LIMITS = Limits(wall_seconds=3600.0, cpu_seconds=3600)
+_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, {root!r}); from autograder.worker.server import main; main()"
+)
+_READ_CHUNK = 1024**2
+_MAX_LOAD_ATTEMPTS = 8
+
+
+class WorkerError(RuntimeError):
+    """The worker cannot be started at all (a grader problem, not the student's)."""
+
+
+def provided_definitions() -> dict[str, str | None]:
+    """Names the provided cells define at top level (also inside `if` blocks), each with the `ast.dump` of
+    its definition (None for assignments). A student may not replace them: the grader runs the canonical
+    provided code whatever the notebook did to its copy."""
+    names: dict[str, str | None] = {}
+    pending = list(ast.parse(provided_code()).body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names[node.name] = ast.dump(node)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update((n.id, None) for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                pending.extend(getattr(node, field, []))
+        elif isinstance(node, ast.ExceptHandler):
+            pending.extend(node.body)
+    return names
+
+
+def _same_code(source: str, dump: str | None) -> bool:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    return dump is not None and len(body) == 1 and ast.dump(body[0]) == dump
+
+
+def student_parts(submission: Submission) -> tuple[str, list[dict[str, Any]], list[str]]:
+    """(imports source, definitions to load in cell order, notes about changed provided code left out)."""
+    provided = provided_definitions()
+    notes = []
+    parts = []
+    for definition in sorted(submission.definitions.values(), key=lambda d: (d.cell, d.lineno)):
+        if definition.name in provided:
+            if definition.kind != "constant" and not _same_code(definition.source, provided[definition.name]):
+                notes.append(
+                    f"cell {definition.cell}: you changed the provided `{definition.name}`; the grader uses the "
+                    "provided version"
+                )
+            continue
+        parts.append(
+            {
+                "name": definition.name,
+                "source": definition.source,
+                "filename": f"<cell {definition.cell}>",
+                "lineno": definition.lineno,
+            }
+        )
+    return submission.module_source(set()), parts, notes
+
+
+def _traversable_by_others(path: Path) -> bool:
+    return bool(os.stat(path).st_mode & stat.S_IXOTH)
+
+
+def grant_sandbox_access(paths: list[Path]) -> list[str]:
+    """As root: let the sandbox user reach the interpreter, the package and the profile cache by adding
+    o+x (traverse, not list) to every directory above them that lacks it, and o+r to the paths
+    themselves. Returns what was changed, for the grading log."""
+    changed = []
+    for path in paths:
+        path = path.resolve()
+        if not path.exists():
+            continue
+        for directory in reversed(path.parents):
+            if not _traversable_by_others(directory):
+                os.chmod(directory, os.stat(directory).st_mode | stat.S_IXOTH)
+                changed.append(f"{directory}: added o+x so the sandbox user can reach {path}")
+        mode = os.stat(path).st_mode
+        wanted = mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
+        if wanted != mode:
+            os.chmod(path, wanted)
+            changed.append(f"{path}: added o+r so the sandbox user can read it")
+    return changed
+
+
+def _interpreter() -> str:
+    """This interpreter, through the real path of its folder but under its own name: a virtual
+    environment's `bin/python` must keep its name to find the environment, while the folders it was
+    reached through (a symlinked checkout in a private temporary folder) may be closed to the sandbox user."""
+    return os.path.join(os.path.realpath(os.path.dirname(sys.executable)), os.path.basename(sys.executable))
+
+
+class Worker:
+    """A sandboxed worker holding the reference and (optionally) a submission's definitions.
+
+    `submission` None loads only the reference and the provided code. `user` "auto" runs the worker as
+    the sandbox user when the grader is root (creating the user and making the interpreter, package and
+    cache reachable) and as the current user otherwise; None never switches users.
+    """
+
+    def __init__(
+        self,
+        submission: Submission | None = None,
+        *,
+        profile: str = "synthetic",
+        limits: Limits = DEFAULT_LIMITS,
+        call_timeout: float = 120.0,
+        load_timeout: float = 180.0,
+        definition_timeout: float = 20.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        user: SandboxUser | str | None = "auto",
+    ) -> None:
+        self.profile = profile
+        self.limits = limits
+        self.call_timeout = call_timeout
+        self.load_timeout = load_timeout
+        self.definition_timeout = definition_timeout
+        self.max_response_bytes = max_response_bytes
+        if submission is not None:
+            self._imports, self._parts, self.notes = student_parts(submission)
+        else:
+            self._imports, self._parts, self.notes = "", [], []
+        self._user_choice = user
+        self._user: SandboxUser | None = None
+        self._user_ready = False
+        self._proc: SandboxProcess | None = None
+        self._buffer = bytearray()
+        self._next_id = 0
+        self._crashed: dict[str, str] = {}
+        self._start_error: str | None = None
+        self.load_errors: dict[str, str] = {}
+        self.import_errors: list[list[str]] = []
+        self.loaded: list[str] = []
+        self.starts = 0
+        self.stdout_log: list[str] = []
+
+    # ------------------------------------------------------------------ public
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start a fresh worker and load the namespaces, unless one is running. Raises WorkerError when the
+        worker cannot load even the provided code."""
+        if self.alive:
+            return
+        if self._start_error is not None:
+            raise WorkerError(self._start_error)
+        self._discard()
+        try:
+            for _ in range(_MAX_LOAD_ATTEMPTS):
+                if self._try_start():
+                    return
+            raise WorkerError(f"the worker could not load the submission after {_MAX_LOAD_ATTEMPTS} attempts")
+        except WorkerError as error:
+            self._start_error = str(error)  # the same failure again for every later call, without a retry
+            raise
+
+    def call(self, probe: str, *, timeout: float | None = None, **args: Any) -> Observation:
+        """Run a probe in the worker; any failure of the worker becomes a failed Observation."""
+        try:
+            self.start()
+        except WorkerError as error:
+            return Observation.failure(f"the grader could not start the worker that runs your code: {error}")
+        limit = self.call_timeout if timeout is None else timeout
+        request_id = self._send({"op": "call", "probe": probe, "args": args})
+        try:
+            message = self._receive(request_id, time.monotonic() + limit)
+        except TimeoutError:
+            self._discard()
+            return Observation.failure(
+                f"`{probe}` did not finish within {limit:g} s and was stopped: your code may loop forever "
+                "or be far too slow"
+            )
+        except EOFError:
+            reason = self._death()
+            return Observation.failure(f"the process running your code died during `{probe}`: {reason}")
+        except ProtocolError as error:
+            self._discard()
+            return Observation.failure(f"the worker's answer to `{probe}` was refused: {error}")
+        try:
+            observation = observation_from_response(message, self.max_response_bytes)
+        except ProtocolError as error:
+            self._discard()
+            return Observation.failure(f"the worker's answer to `{probe}` was refused: {error}")
+        if observation.stdout:
+            self.stdout_log.append(f"[{probe}] {observation.stdout}")
+        return observation
+
+    def close(self) -> None:
+        """Stop the worker and every process left by the sandbox user."""
+        self._discard()
+        if self._user is not None:
+            kill_user_processes(self._user)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ starting
+    def _sandbox_user(self) -> SandboxUser | None:
+        if self._user_ready:
+            return self._user
+        choice = self._user_choice
+        if isinstance(choice, SandboxUser):
+            self._user = choice
+        elif choice == "auto" and os.geteuid() == 0:
+            self._user = ensure_sandbox_user()
+        if self._user is not None:
+            paths = [Path(_interpreter()), Path(sys.prefix)]
+            paths += [Path(sys.base_prefix), REPO_ROOT, cache_root() / load_profile(self.profile).name]
+            self.notes.extend(grant_sandbox_access(paths))
+        self._user_ready = True
+        return self._user
+
+    def _try_start(self) -> bool:
+        """One attempt; False when a student definition killed or hung the load (it is then excluded)."""
+        env = {"PS7_PROFILE": self.profile, "PS7_CACHE": str(cache_root())}
+        env["PS7_WORKER_MAX_RESPONSE"] = str(self.max_response_bytes)
+        argv = [_interpreter(), "-I", "-c", _BOOTSTRAP.format(root=str(REPO_ROOT))]
+        try:
+            self._proc = start_sandboxed(argv, self.limits, env=env, user=self._sandbox_user())
+        except OSError as error:
+            raise WorkerError(f"cannot start {argv[0]}: {error}") from error
+        self.starts += 1
+        self._buffer.clear()
+        parts = [part for part in self._parts if part["name"] not in self._crashed]
+        request_id = self._send(
+            {
+                "op": "load",
+                "profile": self.profile,
+                "imports": self._imports,
+                "definitions": parts,
+                "definition_timeout": self.definition_timeout,
+                "known_errors": self._crashed,
+            }
+        )
+        current: list[str | None] = [None]
+        try:
+            message = self._receive(request_id, time.monotonic() + self.load_timeout, current)
+            observation = observation_from_response(message, self.max_response_bytes)
+        except (TimeoutError, EOFError, ProtocolError) as error:
+            reason = (
+                f"loading took longer than {self.load_timeout:g} s"
+                if isinstance(error, TimeoutError)
+                else self._death() if isinstance(error, EOFError) else str(error)
+            )
+            self._discard()
+            culprit = current[0]
+            if culprit is None or culprit in self._crashed:
+                raise WorkerError(f"the worker failed while loading the provided code: {reason}") from None
+            self._crashed[culprit] = f"loading it stopped the process running your code ({reason})"
+            return False
+        if not observation.ok:
+            self._discard()
+            raise WorkerError(observation.message)
+        self.loaded = list(observation.data.get("loaded", []))
+        self.load_errors = {**dict(observation.data.get("errors", {})), **self._crashed}
+        self.import_errors = list(observation.data.get("import_errors", []))
+        if observation.stdout:
+            self.stdout_log.append(f"[load] {observation.stdout}")
+        return True
+
+    def _death(self) -> str:
+        """Why the worker ended, after making sure it has (its pipe closed), then forget it."""
+        proc = self._proc
+        if proc is None:
+            return "it was stopped"
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # still alive after closing its stdout: kill it and say so
+            proc.kill()
+        reason = proc.describe()
+        tail = proc.stderr_bytes().decode("utf-8", errors="replace").strip()
+        if tail:
+            self.stdout_log.append(f"[worker stderr] {truncate(tail, 4000)}")
+        self._discard()
+        return reason
+
+    def _discard(self) -> None:
+        if self._proc is not None:
+            self._proc.close()
+            self._proc = None
+        self._buffer.clear()
+
+    # ------------------------------------------------------------------ messages
+    def _send(self, message: dict[str, Any]) -> int:
+        assert self._proc is not None
+        self._next_id += 1
+        try:
+            self._proc.stdin.write(encode_message({"id": self._next_id, **message}))
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the worker died; reading its answer reports how
+        return self._next_id
+
+    def _receive(self, request_id: int, deadline: float, current: list[str | None] | None = None) -> dict[str, Any]:
+        """The response to `request_id`, recording load progress in `current`. Raises TimeoutError, EOFError
+        (the worker closed its end) or ProtocolError."""
+        while True:
+            message = decode_message(self._read_line(deadline), self.max_response_bytes)
+            if message.get("id") != request_id:
+                raise ProtocolError(f"response for request {message.get('id')!r}, expected {request_id}")
+            if "progress" in message:
+                if current is not None:
+                    current[0] = str(message["progress"])
+                continue
+            return message
+
+    def _read_line(self, deadline: float) -> bytes:
+        assert self._proc is not None
+        fd = self._proc.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while True:
+                end = self._buffer.find(b"\n")
+                if end >= 0:
+                    line = bytes(self._buffer[: end + 1])
+                    del self._buffer[: end + 1]
+                    return line
+                if len(self._buffer) > self.max_response_bytes:
+                    raise ProtocolError(
+                        f"response exceeds the limit of {self.max_response_bytes:,} bytes"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                if not selector.select(remaining):
+                    continue
+                data = os.read(fd, _READ_CHUNK)
+                if not data:
+                    raise EOFError
+                self._buffer += data

@@ -1,0 +1,276 @@
+"""The worker: runs inside the sandbox, loads student code next to the reference, and serves probe calls.
+
+Started as `python -m autograder.worker.server` (through `start_sandboxed`). It keeps private copies of
+fds 0 and 1 for the protocol (see `autograder.worker.protocol`), points fd 0 at /dev/null and fd 1 at
+stderr (which the sandbox captures and caps), and replaces `sys.stdout`/`sys.stderr` with a capped
+in-memory capture whose text is returned with each response: nothing student code prints can corrupt
+the protocol.
+
+Requests (one JSON object per line, each with an integer "id"):
+- {"op": "load", "profile": P, "imports": SRC, "definitions": [{"name", "source", "filename", "lineno"}],
+   "definition_timeout": S, "known_errors": {name: why}}: builds the reference namespace (provided code +
+   reference solutions) and the student namespace (provided code, then the student's imports, then each
+   definition on its own, each under a timer). Before running each part it sends {"id", "progress": name},
+   so that when a part kills the worker the client knows which one did (it then restarts the worker
+   without that definition, and passes why in "known_errors"). The response's data: loaded names,
+   per-name errors, failed imports.
+- {"op": "call", "probe": NAME, "args": {...}}: runs a probe from `autograder.worker.probes`.
+- {"op": "ping"}: answers {"ok": true}.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import time
+import traceback
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, BinaryIO
+
+import torch
+
+from autograder.assignment.source import assignment_code, provided_code
+from autograder.ingest.extract import IMPORT_ERRORS_NAME
+from autograder.worker.probes import PROBES, ProbeContext, ProbeError
+from autograder.worker.protocol import (
+    MAX_RESPONSE_BYTES,
+    ProtocolError,
+    decode_message,
+    encode_message,
+    encode_tensors,
+    truncate,
+)
+
+MAX_REQUEST_BYTES = 16 * 1024**2
+CAPTURE_CHARS = 64 * 1024
+IMPORTS = "(imports)"
+STUDENT_FILE_PREFIX = "<cell"
+
+
+class _Capture(io.TextIOBase):
+    """A text stream that keeps the first CAPTURE_CHARS characters written since the last `take()`."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._size = 0
+        self._dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        text = str(text)
+        room = CAPTURE_CHARS - self._size
+        if room > 0:
+            self._parts.append(text[:room])
+            self._size += min(room, len(text))
+        self._dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def take(self) -> str:
+        text = "".join(self._parts)
+        if self._dropped:
+            text += f"\n[... {self._dropped} more characters not kept]"
+        self._parts, self._size, self._dropped = [], 0, 0
+        return text
+
+
+class _LoadTimeout(BaseException):
+    """Raised by the interval timer in a definition that takes too long to load (BaseException, so that a
+    student's `except Exception` does not swallow it)."""
+
+
+@contextmanager
+def _timer(seconds: float) -> Iterator[None]:
+    def expire(signum: int, frame: object) -> None:
+        raise _LoadTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def student_traceback(error: BaseException) -> str:
+    """The frames of the student's own code (files named "<cell N>") and the error line, nothing of ours."""
+    frames = [
+        frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.startswith(STUDENT_FILE_PREFIX)
+    ]
+    lines = traceback.format_list(frames) if frames else []
+    lines += traceback.format_exception_only(type(error), error)
+    text = "".join(lines).rstrip()
+    return truncate(f"Traceback (your code):\n{text}" if frames else text, 3000)
+
+
+def describe_error(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        return f"your code called sys.exit({error.code!r})"
+    if type(error) is NotImplementedError:
+        return "NotImplementedError: this part is not implemented yet (your code still raises NotImplementedError)"
+    detail = str(error)
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+def _new_namespace(name: str) -> dict[str, Any]:
+    module = types.ModuleType(name)
+    return module.__dict__
+
+
+class WorkerState:
+    """The namespaces and what went wrong while loading them."""
+
+    def __init__(self, capture: _Capture) -> None:
+        self.capture = capture
+        self.namespaces: dict[str, dict[str, Any]] = {}
+        self.load_errors: dict[str, str] = {}
+
+    def load(self, request: dict[str, Any], progress: Callable[[str], None]) -> dict[str, Any]:
+        os.environ["PS7_PROFILE"] = str(request.get("profile", "synthetic"))
+        started = time.monotonic()
+        reference = _new_namespace("ps7_reference")
+        student = _new_namespace("ps7_student")
+        try:
+            exec(compile(assignment_code(solution=True), "<ps7 reference>", "exec"), reference)
+            exec(compile(provided_code(), "<ps7 provided>", "exec"), student)
+        except Exception as error:  # a grader problem (e.g. an unprepared profile), not the student's
+            return {"ok": False, "error": f"the provided code failed to load: {describe_error(error)}"}
+        self.namespaces = {"reference": reference, "student": student}
+        self.load_errors = {str(name): str(text) for name, text in dict(request.get("known_errors", {})).items()}
+        limit = float(request.get("definition_timeout", 20.0))
+        parts = [{"name": IMPORTS, "source": request.get("imports", ""), "filename": "<cell imports>", "lineno": 1}]
+        parts += list(request.get("definitions", []))
+        loaded = []
+        for part in parts:
+            name = str(part["name"])
+            progress(name)
+            source = "\n" * (int(part.get("lineno", 1)) - 1) + str(part["source"])
+            try:
+                with _timer(limit):
+                    exec(compile(source, str(part.get("filename", "<cell>")), "exec"), student)
+            except _LoadTimeout:
+                self.load_errors[name] = f"loading it took longer than {limit:g} s (is there a loop at top level?)"
+            except BaseException as error:  # noqa: B036 - SystemExit from student code costs this name only
+                self.load_errors[name] = f"{describe_error(error)}\n{student_traceback(error)}".strip()
+            else:
+                if name != IMPORTS:
+                    loaded.append(name)
+        import_errors = [list(entry) for entry in student.pop(IMPORT_ERRORS_NAME, [])]
+        return {
+            "ok": True,
+            "data": {
+                "loaded": loaded,
+                "errors": self.load_errors,
+                "import_errors": import_errors,
+                "seconds": time.monotonic() - started,
+            },
+        }
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request.get("probe")
+        function = PROBES.get(name) if isinstance(name, str) else None
+        if function is None:
+            return {"ok": False, "error": f"internal grader error: unknown probe {name!r}"}
+        args = request.get("args") or {}
+        if not isinstance(args, dict):
+            return {"ok": False, "error": f"internal grader error: probe arguments must be an object, got {args!r}"}
+        if not self.namespaces:
+            return {"ok": False, "error": "internal grader error: probe called before load"}
+        context = ProbeContext(self.namespaces, self.load_errors)
+        try:
+            result = function(context, **args)
+        except ProbeError as error:
+            return {"ok": False, "error": str(error)}
+        except BaseException as error:  # noqa: B036 - sys.exit in student code fails this call only
+            return {"ok": False, "error": describe_error(error), "traceback": student_traceback(error)}
+        data = {key: value for key, value in result.items() if not isinstance(value, torch.Tensor)}
+        tensors = {key: value for key, value in result.items() if isinstance(value, torch.Tensor)}
+        return {"ok": True, "data": data, "tensors": encode_tensors(tensors) if tensors else None}
+
+
+class Server:
+    """The request loop: one response per request, written whole to the private protocol descriptor."""
+
+    def __init__(self, requests: BinaryIO, responses: BinaryIO, capture: _Capture, max_bytes: int) -> None:
+        self.requests = requests
+        self.responses = responses
+        self.capture = capture
+        self.max_bytes = max_bytes
+        self.state = WorkerState(capture)
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            line = encode_message(message)
+        except (TypeError, ValueError) as error:
+            error_text = f"internal grader error: unserialisable result: {error}"
+            line = encode_message({"id": message.get("id"), "ok": False, "error": error_text})
+        if len(line) > self.max_bytes:
+            line = encode_message(
+                {
+                    "id": message.get("id"),
+                    "ok": False,
+                    "error": f"the observation is too large to send ({len(line):,} bytes; the limit is "
+                    f"{self.max_bytes:,})",
+                    "stdout": message.get("stdout", ""),
+                }
+            )
+        self.responses.write(line)
+        self.responses.flush()
+
+    def _progress(self, request_id: object, name: str) -> None:
+        self.send({"id": request_id, "progress": name})
+
+    def serve(self) -> None:
+        while True:
+            line = self.requests.readline(MAX_REQUEST_BYTES + 1)
+            if not line:
+                return
+            try:
+                request = decode_message(line, MAX_REQUEST_BYTES)
+            except ProtocolError as error:
+                self.send({"id": None, "ok": False, "error": f"internal grader error: bad request: {error}"})
+                return
+            request_id = request.get("id")
+            started = time.monotonic()
+            self.capture.take()
+            op = request.get("op")
+            if op == "load":
+                response = self.state.load(request, partial(self._progress, request_id))
+            elif op == "call":
+                response = self.state.call(request)
+            elif op == "ping":
+                response = {"ok": True, "data": {}}
+            else:
+                response = {"ok": False, "error": f"internal grader error: unknown op {op!r}"}
+            response.update(id=request_id, stdout=self.capture.take(), seconds=time.monotonic() - started)
+            self.send(response)
+
+
+def main() -> None:
+    """Take the protocol descriptors for ourselves, then serve until stdin closes."""
+    requests = os.fdopen(os.dup(0), "rb")
+    responses = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    capture = _Capture()
+    sys.stdout = sys.stderr = capture
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    max_bytes = int(os.environ.get("PS7_WORKER_MAX_RESPONSE", MAX_RESPONSE_BYTES))
+    try:
+        Server(requests, responses, capture, max_bytes).serve()
+    except BaseException:
+        traceback.print_exc(file=sys.__stderr__)  # the sandbox's capped stderr: the grader's log
+        raise
+
+
+if __name__ == "__main__":
+    main()

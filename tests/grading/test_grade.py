@@ -1,0 +1,106 @@
+"""`grade` end to end on the real notebooks: pytest in this process, student code in the sandboxed worker."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
+from autograder.grading import find_submission, grade
+from autograder.grading.plugin import GradingPlugin
+from tests.results.test_schema import load_valid
+
+
+def _entries(path):
+    return [(test["number"], test["name"], test["max_score"], test["visibility"]) for test in load_valid(path)["tests"]]
+
+
+def test_reference_scores_full_and_template_zero_with_the_same_tests(synthetic, tmp_path):
+    reference_file, template_file = tmp_path / "reference.json", tmp_path / "template.json"
+    reference = grade(REPO_ROOT / REFERENCE_NOTEBOOK, reference_file, suite="all")
+    template = grade(REPO_ROOT / TEMPLATE_NOTEBOOK, template_file, suite="all")
+    assert reference.total_score == reference.max_score > 0, [t.output for t in reference.tests]
+    assert template.total_score == 0
+    assert _entries(reference_file) == _entries(template_file)
+    numbers = [entry[0] for entry in _entries(reference_file)]
+    assert "7.1.1.1" in numbers and "7.1.3.1" in numbers  # public and hidden
+    encoder_points = sum(t.max_score for t in reference.tests if t.number.startswith("7.1.1."))
+    assert encoder_points == pytest.approx(1.0)
+    failures = {test.number: test.output for test in template.tests}
+    assert "not implemented yet" in failures["7.1.1.1"] and "<cell" in failures["7.1.1.1"]
+
+
+def test_public_suite_and_only_select_tests(synthetic, tmp_path):
+    results = grade(REPO_ROOT / REFERENCE_NOTEBOOK, tmp_path / "r.json", suite="public", only="7.1.1.3")
+    assert [test.number for test in results.tests] == ["7.1.1.3"]
+    assert results.tests[0].visibility == "visible" and results.total_score == results.tests[0].max_score
+
+
+def test_wrong_encoder_gets_expected_versus_observed_feedback(synthetic, tmp_path):
+    path = tmp_path / "wrong.py"
+    path.write_text(
+        "import torch.nn as nn\n\n"
+        "class Encoder(nn.Module):\n"
+        "    def __init__(self, in_channels=3):\n"
+        "        super().__init__()\n"
+        "        self.conv1 = nn.Conv2d(in_channels, 12, 3, 2, 1)\n"
+        "        self.conv2 = nn.Conv2d(12, 24, 4, 2, 1)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.conv2(self.conv1(x))\n"
+    )
+    results = grade(path, tmp_path / "r.json", suite="public")
+    outputs = {test.number: test.output for test in results.tests}
+    assert results.total_score == 0
+    assert "expected 4 convolutions with channels 3 → 12 → 24 → 48 → 24; observed 2" in outputs["7.1.1.1"]
+    assert "expected Encoder()(x) for x of shape (2, 3, 64, 64) to have shape (2, 24, 4, 4)" in outputs["7.1.1.2"]
+    assert "observed (2, 24, 16, 16)" in outputs["7.1.1.2"]
+    count = (3 * 12 * 3 * 3 + 12) + (12 * 24 * 4 * 4 + 24)
+    assert f"expected 42,156 parameters in Encoder(); observed {count:,}" in outputs["7.1.1.3"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "is empty"), (bytes(range(256)) * 40, "ps7.ipynb"), (b'{"cells": 3}', "ps7.ipynb")],
+    ids=["empty", "binary", "json-not-notebook"],
+)
+def test_unreadable_submissions_list_every_test_at_zero(tmp_path, content, message):
+    path = tmp_path / "ps7.ipynb"
+    path.write_bytes(content)
+    results = grade(path, tmp_path / "r.json", suite="all")
+    document = load_valid(tmp_path / "r.json")
+    assert document["score"] == 0 and len(document["tests"]) >= 4
+    assert all(message in test["output"] and "could not be read" in test["output"] for test in document["tests"])
+    assert message in results.output
+
+
+def test_find_submission_prefers_notebooks_and_skips_checkpoints(tmp_path):
+    (tmp_path / "a" / ".ipynb_checkpoints").mkdir(parents=True)
+    (tmp_path / "a" / ".ipynb_checkpoints" / "ps7-checkpoint.ipynb").write_text("{}")
+    (tmp_path / "helper.py").write_text("x = 1")
+    assert find_submission(tmp_path) == tmp_path / "helper.py"
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "a" / "ps7.ipynb")
+    assert find_submission(tmp_path) == tmp_path / "a" / "ps7.ipynb"
+    assert find_submission(tmp_path / "a" / ".ipynb_checkpoints") is not None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert find_submission(empty) is None
+    results = grade(empty, tmp_path / "r.json", suite="public")
+    assert results.total_score == 0 and "no notebook (.ipynb) or Python file (.py) was found" in results.output
+
+
+def test_plugin_refuses_unknown_suites():
+    with pytest.raises(ValueError, match="suite must be 'public' or 'all'"):
+        GradingPlugin(None, "x", suite="secret")
+    with pytest.raises(ValueError, match="suite must be one of"):
+        grade("x.ipynb", "r.json", suite="secret")
+
+
+def test_results_file_is_json_with_hidden_stdout(synthetic, tmp_path):
+    path = tmp_path / "s.py"
+    path.write_text("def unrelated():\n    return 1\n")
+    grade(path, tmp_path / "r.json", suite="public", only="7.1.1.3")
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["stdout_visibility"] == "hidden"
+    assert document["tests"][0]["output"].startswith("`Encoder` is not defined in your notebook")
