@@ -73,9 +73,7 @@ def grade(
         raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
     results_path = Path(results_path)
     submission, error = _read(Path(submission_path))
-    grading = GradingPlugin(
-        submission, error, profile=profile, suite=suite, only=only, worker_options=worker_options
-    )
+    grading = GradingPlugin(submission, error, profile=profile, suite=suite, only=only, worker_options=worker_options)
     results_plugin = ResultsPlugin(results_path)
     args = [
         str(SUITE_DIR),

@@ -41,9 +41,7 @@ from autograder.worker.sandbox import (
 
 REPO_ROOT = PACKAGE_ROOT.parent
 DEFAULT_LIMITS = Limits(wall_seconds=3600.0, cpu_seconds=3600)
-_BOOTSTRAP = (
-    "import sys; sys.path.insert(0, {root!r}); from autograder.worker.server import main; main()"
-)
+_BOOTSTRAP = "import sys; sys.path.insert(0, {root!r}); from autograder.worker.server import main; main()"
 _READ_CHUNK = 1024**2
 _MAX_LOAD_ATTEMPTS = 8
 
@@ -293,7 +291,9 @@ class Worker:
             reason = (
                 f"loading took longer than {self.load_timeout:g} s"
                 if isinstance(error, TimeoutError)
-                else self._death() if isinstance(error, EOFError) else str(error)
+                else self._death()
+                if isinstance(error, EOFError)
+                else str(error)
             )
             self._discard()
             culprit = current[0]
@@ -369,9 +369,7 @@ class Worker:
                     del self._buffer[: end + 1]
                     return line
                 if len(self._buffer) > self.max_response_bytes:
-                    raise ProtocolError(
-                        f"response exceeds the limit of {self.max_response_bytes:,} bytes"
-                    )
+                    raise ProtocolError(f"response exceeds the limit of {self.max_response_bytes:,} bytes")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError

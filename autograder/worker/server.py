@@ -127,8 +127,7 @@ def _new_namespace(name: str) -> dict[str, Any]:
 class WorkerState:
     """The namespaces and what went wrong while loading them."""
 
-    def __init__(self, capture: _Capture) -> None:
-        self.capture = capture
+    def __init__(self) -> None:
         self.namespaces: dict[str, dict[str, Any]] = {}
         self.load_errors: dict[str, str] = {}
 
@@ -203,7 +202,7 @@ class Server:
         self.responses = responses
         self.capture = capture
         self.max_bytes = max_bytes
-        self.state = WorkerState(capture)
+        self.state = WorkerState()
 
     def send(self, message: dict[str, Any]) -> None:
         try:

@@ -1,7 +1,8 @@
 """The trusted client against a real sandboxed worker holding a hostile notebook.
 
 One worker serves the whole module; tests that kill it come in file order, each followed by a call
-that must work on a fresh worker, so every restart is paid once.
+that must work on a fresh worker, so every restart is paid once (the oversized answer, which also
+discards the worker, comes last).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from autograder.worker.client import Worker, provided_definitions, student_parts
 HOSTILE_CELLS = [
     "import ctypes\nimport os\nimport sys\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F",
     # A correct encoder that prints everywhere, including fake protocol lines on fd 1.
-    '''class Encoder(nn.Module):
+    """class Encoder(nn.Module):
     def __init__(self, in_channels=3):
         super().__init__()
         print('{"id": 2, "ok": true, "data": {"parameters": 1}}')
@@ -31,7 +32,7 @@ HOSTILE_CELLS = [
         self.conv4 = nn.Conv2d(48, 24, 4, 2, 1)
 
     def forward(self, x):
-        return F.relu(self.conv4(F.relu(self.conv3(F.relu(self.conv2(F.relu(self.conv1(x))))))))''',
+        return F.relu(self.conv4(F.relu(self.conv3(F.relu(self.conv2(F.relu(self.conv1(x))))))))""",
     "class Looper(nn.Module):\n    def forward(self, x):\n        while True:\n            pass",
     "class Exiter(nn.Module):\n    def __init__(self):\n        sys.exit(3)",
     "class HardExiter(nn.Module):\n    def __init__(self):\n        os._exit(7)",
@@ -112,9 +113,7 @@ def test_a_hanging_probe_is_killed_and_the_next_call_gets_a_fresh_worker(worker)
     assert worker.call("encoder_structure").ok and worker.starts == starts + 1
 
 
-@pytest.mark.parametrize(
-    ("name", "reason"), [("HardExiter", "exited with code 7"), ("Segfault", "killed by SIGSEGV")]
-)
+@pytest.mark.parametrize(("name", "reason"), [("HardExiter", "exited with code 7"), ("Segfault", "killed by SIGSEGV")])
 def test_a_dying_worker_fails_that_call_only(worker, name, reason):
     starts = worker.starts
     observation = worker.call("forward_shape", name=name, input_shape=[1])
@@ -122,6 +121,14 @@ def test_a_dying_worker_fails_that_call_only(worker, name, reason):
     assert observation.error.startswith("the process running your code died during `forward_shape`: ")
     assert reason in observation.error
     assert worker.call("encoder_structure").ok and worker.starts == starts + 1
+
+
+def test_probe_tensors_cross_the_boundary(worker):
+    observation = worker.call("train_ae_one_epoch", impl="reference", images=16, batch_size=8)
+    assert observation.ok, observation.message
+    weight = observation.tensors["weights.encoder.conv1.weight"]
+    assert tuple(weight.shape) == (12, 3, 4, 4) and weight.dtype.is_floating_point
+    assert len(observation.data["loss_traj"]) == 1 and observation.data["loss_traj"][0] > 0
 
 
 def test_an_oversized_answer_is_refused(worker):
@@ -132,14 +139,6 @@ def test_an_oversized_answer_is_refused(worker):
     finally:
         worker.max_response_bytes = limit
     assert not observation.ok and "exceeds the limit of 10,000 bytes" in observation.error
-
-
-def test_probe_tensors_cross_the_boundary(worker):
-    observation = worker.call("train_ae_one_epoch", impl="reference", images=16, batch_size=8)
-    assert observation.ok, observation.message
-    weight = observation.tensors["weights.encoder.conv1.weight"]
-    assert tuple(weight.shape) == (12, 3, 4, 4) and weight.dtype.is_floating_point
-    assert len(observation.data["loss_traj"]) == 1 and observation.data["loss_traj"][0] > 0
 
 
 def test_student_parts_skip_provided_names_and_keep_cell_positions(tmp_path):
