@@ -534,6 +534,7 @@ def _cpu_seconds(usage: resource.struct_rusage | None) -> float:
 
 
 def _max_rss(usage: resource.struct_rusage | None) -> int:
+    """Peak RSS as the kernel reports it; on Linux it includes the grader's own peak at fork time."""
     return 0 if usage is None else usage.ru_maxrss * 1024
 
 

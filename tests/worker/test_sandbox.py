@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import pwd
+import resource
 import signal
 import subprocess
 import sys
@@ -109,7 +110,10 @@ def test_memory_hog_fails_with_a_memory_description():
     assert result.returncode == 1
     assert b"MemoryError" in result.stderr
     assert result.describe() == "exceeded memory limit of 512 MiB address space (exited with code 1)"
-    assert result.max_rss_bytes < 512 * MiB
+    # Linux carries the forking parent's peak RSS into the child's ru_maxrss (it is kept across exec), so the
+    # bound is the limit plus this test process's own peak: a large pytest process must not make this flaky.
+    parent_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert result.max_rss_bytes < 512 * MiB + parent_peak
 
 
 def test_output_flood_is_truncated_and_fast():
