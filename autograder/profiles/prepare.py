@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from autograder.data import flickr8k, stl10
@@ -316,9 +316,7 @@ def _read_cropped(
     root: Path, split: str, count: int | None, chunk: int = 5000
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Centre crops in chunks, so that the 2.7 GB unlabeled file never sits in memory whole."""
-    from autograder.data.stl10 import IMAGE_BYTES
-
-    total = (root / "stl10_binary" / f"{split}_X.bin").stat().st_size // IMAGE_BYTES
+    total = (root / "stl10_binary" / f"{split}_X.bin").stat().st_size // stl10.IMAGE_BYTES
     count = total if count is None else min(count, total)
     offset = (96 - CROP) // 2
     images, labels = [], []
@@ -362,7 +360,3 @@ def _tensors(profile: Profile, paths: PreparedPaths, stl10_root: Path, flickr_ro
     _step("STL-10 tensors", paths.stl10_images, lambda: _atomic_file(paths.stl10_images, stl10_tensors))
     _step("Flickr8k tensors", paths.clip_images, lambda: _atomic_file(paths.clip_images, clip_tensors))
     _step("text features", paths.text_features, lambda: _atomic_file(paths.text_features, text_features))
-
-
-def load_stl10_images(profile: Profile) -> dict[str, torch.Tensor]:
-    return load_file(str(PreparedPaths(profile.cache_dir()).stl10_images))

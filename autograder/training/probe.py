@@ -35,7 +35,6 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == labels).float().mean().item()
 
 
-@torch.no_grad()
 def probe_accuracy(
     train: torch.Tensor,
     train_labels: torch.Tensor,
@@ -44,6 +43,7 @@ def probe_accuracy(
     epochs: int,
     seed: int,
 ) -> float:
-    with torch.enable_grad():
-        probe = fit_linear_probe(train, train_labels, epochs, seed)
-    return accuracy(probe(test.flatten(start_dim=1).float()), test_labels)
+    """Fit on the training features, score on the test features (whose labels never left this process)."""
+    probe = fit_linear_probe(train, train_labels, epochs, seed)
+    with torch.no_grad():
+        return accuracy(probe(test.flatten(start_dim=1).float()), test_labels)
