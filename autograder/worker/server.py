@@ -34,7 +34,8 @@ from typing import Any, BinaryIO
 
 import torch
 
-from autograder.assignment.source import assignment_code, provided_code
+from autograder.assignment.namespace import reference_namespace
+from autograder.assignment.source import provided_code
 from autograder.ingest.extract import IMPORT_ERRORS_NAME
 from autograder.worker.probes import PROBES, ProbeContext, ProbeError
 from autograder.worker.protocol import (
@@ -132,12 +133,12 @@ class WorkerState:
         self.load_errors: dict[str, str] = {}
 
     def load(self, request: dict[str, Any], progress: Callable[[str], None]) -> dict[str, Any]:
-        os.environ["PS7_PROFILE"] = str(request.get("profile", "synthetic"))
+        profile = str(request.get("profile", "synthetic"))
+        os.environ["PS7_PROFILE"] = profile
         started = time.monotonic()
-        reference = _new_namespace("ps7_reference")
         student = _new_namespace("ps7_student")
         try:
-            exec(compile(assignment_code(solution=True), "<ps7 reference>", "exec"), reference)
+            reference = reference_namespace(profile).__dict__
             exec(compile(provided_code(), "<ps7 provided>", "exec"), student)
         except Exception as error:  # a grader problem (e.g. an unprepared profile), not the student's
             return {"ok": False, "error": f"the provided code failed to load: {describe_error(error)}"}
