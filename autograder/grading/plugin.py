@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from autograder.grading.reference import ReferenceRunner
 from autograder.ingest.extract import Submission
 from autograder.results.plugin import get_plugin
 from autograder.worker.client import Worker
@@ -41,7 +42,8 @@ def matches_component(item: pytest.Item, component: str) -> bool:
 
 
 class GradingPlugin:
-    """Fixtures `submission` and `worker` for the suites; `suite` "public" keeps only visible tests."""
+    """Fixtures `submission`, `worker` and `reference_runner` for the suites; `suite` "public" keeps only
+    visible tests."""
 
     def __init__(
         self,
@@ -80,6 +82,11 @@ class GradingPlugin:
         if self.worker_instance is None:
             self.worker_instance = self.worker_factory(submission, profile=self.profile, **self.worker_options)
         return self.worker_instance
+
+    @pytest.fixture(scope="session")
+    def reference_runner(self) -> ReferenceRunner:
+        """Probes on the reference solution, run in this process (the worker never holds the solution)."""
+        return ReferenceRunner(self.profile)
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         keep, drop = [], []

@@ -56,7 +56,7 @@ class Profile:
     data: dict
     backbones: dict
     budgets: Budgets
-    thresholds: Thresholds
+    thresholds: Thresholds | None  # None in the copy the worker reads (`worker_copy`)
     calibration: dict
     example_queries: tuple[str, ...]
     raw: dict
@@ -117,7 +117,7 @@ def load_profile(name_or_path: str | os.PathLike = DEFAULT_PROFILE) -> Profile:
             data=raw["data"],
             backbones=raw["backbones"],
             budgets=Budgets(**raw["budgets"]),
-            thresholds=Thresholds(**raw["thresholds"]),
+            thresholds=Thresholds(**raw["thresholds"]) if "thresholds" in raw else None,
             calibration=raw.get("calibration", {}),
             example_queries=tuple(raw.get("example_queries", ())),
             raw=raw,
@@ -131,3 +131,15 @@ def write_profile(profile: Profile, updates: dict) -> Profile:
     raw = {**profile.raw, **updates}
     profile.path.write_text(json.dumps(raw, indent=2) + "\n")
     return load_profile(profile.path)
+
+
+WITHHELD_FROM_WORKER = ("thresholds", "calibration")
+
+
+def worker_copy(profile: Profile, folder: Path) -> Path:
+    """The profile without its thresholds and calibration, for the sandboxed worker: it needs the data and
+    the budgets, and has no business knowing what accuracy passes."""
+    raw = {key: value for key, value in profile.raw.items() if key not in WITHHELD_FROM_WORKER}
+    path = folder / f"{profile.name}.json"
+    path.write_text(json.dumps(raw, indent=2) + "\n")
+    return path

@@ -18,7 +18,7 @@ def _arrows(pairs: list[tuple[int, int]]) -> str:
 @pytest.mark.number("7.1.1.1")
 def test_encoder_convolutions(observe):
     """7.1.1 Encoder: four Conv2d layers 3 → 12 → 24 → 48 → 24, kernel 4, stride 2, padding 1"""
-    layers = observe("encoder_structure", impl="student").data["convolutions"]
+    layers = observe("encoder_structure").data["convolutions"]
     kinds = sorted({layer["type"] for layer in layers} - {"Conv2d"})
     assert not kinds, f"expected only nn.Conv2d layers in the encoder; observed {', '.join(kinds)}"
     channels = [(layer["in_channels"], layer["out_channels"]) for layer in layers]
@@ -38,7 +38,7 @@ def test_encoder_convolutions(observe):
 @pytest.mark.number("7.1.1.2")
 def test_encoder_output_shape(observe):
     """7.1.1 Encoder: a batch of 64x64 images becomes features of shape (N, 24, 4, 4)"""
-    observed = observe("forward_shape", name="Encoder", input_shape=[2, 3, 64, 64], impl="student").data
+    observed = observe("forward_shape", name="Encoder", input_shape=[2, 3, 64, 64]).data
     assert observed["shape"] == OUTPUT_SHAPE, (
         f"expected Encoder()(x) for x of shape (2, 3, 64, 64) to have shape {tuple(OUTPUT_SHAPE)}; "
         f"observed {tuple(observed['shape'])}"
@@ -53,5 +53,5 @@ def test_encoder_output_shape(observe):
 @pytest.mark.number("7.1.1.3")
 def test_encoder_parameter_count(observe):
     """7.1.1 Encoder: 42,156 parameters"""
-    observed = observe("encoder_structure", impl="student").data["parameters"]
+    observed = observe("encoder_structure").data["parameters"]
     assert observed == PARAMETERS, f"expected {PARAMETERS:,} parameters in Encoder(); observed {observed:,}"

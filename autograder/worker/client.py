@@ -1,6 +1,6 @@
 """The trusted side of the worker: start it in the sandbox, send it calls, survive whatever it does.
 
-`Worker(submission).call("encoder_structure", impl="student")` returns an `Observation`. A call that
+`Worker(submission).call("encoder_structure")` returns an `Observation`. A call that
 times out, kills the worker, or answers with something unreadable fails with a clear message, and the
 next call starts a fresh worker. A student definition that kills or hangs the worker while loading is
 left out of the next worker's load (recorded as that name's load error), so it costs only its names.
@@ -11,16 +11,18 @@ from __future__ import annotations
 import ast
 import os
 import selectors
-import stat
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from autograder.assignment.source import PACKAGE_ROOT, provided_code
 from autograder.ingest.extract import Submission
-from autograder.profiles.profile import cache_root, load_profile
+from autograder.profiles.profile import cache_root, load_profile, worker_copy
+from autograder.worker.access import grant_sandbox_access, secret_paths, withhold_from_sandbox
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     Observation,
@@ -104,31 +106,6 @@ def student_parts(submission: Submission) -> tuple[str, list[dict[str, Any]], li
     return submission.module_source(set()), parts, notes
 
 
-def _traversable_by_others(path: Path) -> bool:
-    return bool(os.stat(path).st_mode & stat.S_IXOTH)
-
-
-def grant_sandbox_access(paths: list[Path]) -> list[str]:
-    """As root: let the sandbox user reach the interpreter, the package and the profile cache by adding
-    o+x (traverse, not list) to every directory above them that lacks it, and o+r to the paths
-    themselves. Returns what was changed, for the grading log."""
-    changed = []
-    for path in paths:
-        path = path.resolve()
-        if not path.exists():
-            continue
-        for directory in reversed(path.parents):
-            if not _traversable_by_others(directory):
-                os.chmod(directory, os.stat(directory).st_mode | stat.S_IXOTH)
-                changed.append(f"{directory}: added o+x so the sandbox user can reach {path}")
-        mode = os.stat(path).st_mode
-        wanted = mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
-        if wanted != mode:
-            os.chmod(path, wanted)
-            changed.append(f"{path}: added o+r so the sandbox user can read it")
-    return changed
-
-
 def _interpreter() -> str:
     """This interpreter, through the real path of its folder but under its own name: a virtual
     environment's `bin/python` must keep its name to find the environment, while the folders it was
@@ -137,11 +114,12 @@ def _interpreter() -> str:
 
 
 class Worker:
-    """A sandboxed worker holding the reference and (optionally) a submission's definitions.
+    """A sandboxed worker holding the provided code and (optionally) a submission's definitions.
 
-    `submission` None loads only the reference and the provided code. `user` "auto" runs the worker as
-    the sandbox user when the grader is root (creating the user and making the interpreter, package and
-    cache reachable) and as the current user otherwise; None never switches users.
+    `submission` None loads only the provided code. `user` "auto" runs the worker as
+    the sandbox user when the grader is root (creating the user, making the interpreter, package and
+    cache reachable, and withholding the secrets of `access.secret_paths` and `private_paths`) and as the
+    current user otherwise; None never switches users.
     """
 
     def __init__(
@@ -155,6 +133,7 @@ class Worker:
         definition_timeout: float = 20.0,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         user: SandboxUser | str | None = "auto",
+        private_paths: list[Path] | None = None,
     ) -> None:
         self.profile = profile
         self.limits = limits
@@ -167,6 +146,8 @@ class Worker:
         else:
             self._imports, self._parts, self.notes = "", [], []
         self._user_choice = user
+        self.private_paths = list(private_paths or [])
+        self._profile_file: Path | None = None
         self._user: SandboxUser | None = None
         self._user_ready = False
         self._proc: SandboxProcess | None = None
@@ -238,6 +219,9 @@ class Worker:
         self._discard()
         if self._user is not None:
             kill_user_processes(self._user)
+        if self._profile_file is not None:
+            shutil.rmtree(self._profile_file.parent, ignore_errors=True)
+            self._profile_file = None
 
     def __enter__(self) -> Worker:
         return self
@@ -255,19 +239,31 @@ class Worker:
         elif choice == "auto" and os.geteuid() == 0:
             self._user = ensure_sandbox_user()
         if self._user is not None:
-            paths = [Path(_interpreter()), Path(sys.prefix)]
-            paths += [Path(sys.base_prefix), REPO_ROOT, cache_root() / load_profile(self.profile).name]
-            self.notes.extend(grant_sandbox_access(paths))
+            profile = load_profile(self.profile)
+            paths = [Path(_interpreter()), Path(sys.prefix), Path(sys.base_prefix), REPO_ROOT]
+            self.notes.extend(grant_sandbox_access([*paths, profile.cache_dir(), self._profile_copy().parent]))
+            self.notes.extend(withhold_from_sandbox([*secret_paths(profile), *self.private_paths]))
         self._user_ready = True
         return self._user
 
+    def _profile_copy(self) -> Path:
+        """The profile the worker reads: a copy without thresholds, in a folder of its own."""
+        if self._profile_file is None:
+            folder = Path(tempfile.mkdtemp(prefix="ps7-worker-profile-"))
+            folder.chmod(0o755)
+            self._profile_file = worker_copy(load_profile(self.profile), folder)
+            self._profile_file.chmod(0o644)
+        return self._profile_file
+
     def _try_start(self) -> bool:
         """One attempt; False when a student definition killed or hung the load (it is then excluded)."""
-        env = {"PS7_PROFILE": self.profile, "PS7_CACHE": str(cache_root())}
+        user = self._sandbox_user()
+        profile = str(self._profile_copy())
+        env = {"PS7_PROFILE": profile, "PS7_CACHE": str(cache_root())}
         env["PS7_WORKER_MAX_RESPONSE"] = str(self.max_response_bytes)
         argv = [_interpreter(), "-I", "-c", _BOOTSTRAP.format(root=str(REPO_ROOT))]
         try:
-            self._proc = start_sandboxed(argv, self.limits, env=env, user=self._sandbox_user())
+            self._proc = start_sandboxed(argv, self.limits, env=env, user=user)
         except OSError as error:
             raise WorkerError(f"cannot start {argv[0]}: {error}") from error
         self.starts += 1
@@ -276,7 +272,8 @@ class Worker:
         request_id = self._send(
             {
                 "op": "load",
-                "profile": self.profile,
+                "profile": profile,
+                "provided": provided_code(),
                 "imports": self._imports,
                 "definitions": parts,
                 "definition_timeout": self.definition_timeout,

@@ -7,10 +7,11 @@ in-memory capture whose text is returned with each response: nothing student cod
 the protocol.
 
 Requests (one JSON object per line, each with an integer "id"):
-- {"op": "load", "profile": P, "imports": SRC, "definitions": [{"name", "source", "filename", "lineno"}],
-   "definition_timeout": S, "known_errors": {name: why}}: builds the reference namespace (provided code +
-   reference solutions) and the student namespace (provided code, then the student's imports, then each
-   definition on its own, each under a timer). Before running each part it sends {"id", "progress": name},
+- {"op": "load", "profile": P, "provided": SRC, "imports": SRC, "definitions": [{"name", "source",
+   "filename", "lineno"}], "definition_timeout": S, "known_errors": {name: why}}: builds the student
+   namespace: the canonical provided code (sent by the grader: this process never reads the assignment
+   source, which holds the solutions), then the student's imports, then each definition on its own, each
+   under a timer. Before running each part it sends {"id", "progress": name},
    so that when a part kills the worker the client knows which one did (it then restarts the worker
    without that definition, and passes why in "known_errors"). The response's data: loaded names,
    per-name errors, failed imports.
@@ -34,8 +35,6 @@ from typing import Any, BinaryIO
 
 import torch
 
-from autograder.assignment.namespace import reference_namespace
-from autograder.assignment.source import provided_code
 from autograder.ingest.extract import IMPORT_ERRORS_NAME
 from autograder.worker.probes import PROBES, ProbeContext, ProbeError
 from autograder.worker.protocol import (
@@ -126,10 +125,10 @@ def _new_namespace(name: str) -> dict[str, Any]:
 
 
 class WorkerState:
-    """The namespaces and what went wrong while loading them."""
+    """The student's namespace and what went wrong while loading it."""
 
     def __init__(self) -> None:
-        self.namespaces: dict[str, dict[str, Any]] = {}
+        self.namespace: dict[str, Any] | None = None
         self.load_errors: dict[str, str] = {}
 
     def load(self, request: dict[str, Any], progress: Callable[[str], None]) -> dict[str, Any]:
@@ -138,11 +137,10 @@ class WorkerState:
         started = time.monotonic()
         student = _new_namespace("ps7_student")
         try:
-            reference = reference_namespace(profile).__dict__
-            exec(compile(provided_code(), "<ps7 provided>", "exec"), student)
+            exec(compile(str(request.get("provided", "")), "<ps7 provided>", "exec"), student)
         except Exception as error:  # a grader problem (e.g. an unprepared profile), not the student's
             return {"ok": False, "error": f"the provided code failed to load: {describe_error(error)}"}
-        self.namespaces = {"reference": reference, "student": student}
+        self.namespace = student
         self.load_errors = {str(name): str(text) for name, text in dict(request.get("known_errors", {})).items()}
         limit = float(request.get("definition_timeout", 20.0))
         parts = [{"name": IMPORTS, "source": request.get("imports", ""), "filename": "<cell imports>", "lineno": 1}]
@@ -181,18 +179,22 @@ class WorkerState:
         args = request.get("args") or {}
         if not isinstance(args, dict):
             return {"ok": False, "error": f"internal grader error: probe arguments must be an object, got {args!r}"}
-        if not self.namespaces:
+        if self.namespace is None:
             return {"ok": False, "error": "internal grader error: probe called before load"}
-        context = ProbeContext(self.namespaces, self.load_errors)
-        try:
-            result = function(context, **args)
-        except ProbeError as error:
-            return {"ok": False, "error": str(error)}
-        except BaseException as error:  # noqa: B036 - sys.exit in student code fails this call only
-            return {"ok": False, "error": describe_error(error), "traceback": student_traceback(error)}
-        data = {key: value for key, value in result.items() if not isinstance(value, torch.Tensor)}
-        tensors = {key: value for key, value in result.items() if isinstance(value, torch.Tensor)}
-        return {"ok": True, "data": data, "tensors": encode_tensors(tensors) if tensors else None}
+        return run_probe(function, ProbeContext(self.namespace, self.load_errors), args)
+
+
+def run_probe(function: Callable[..., dict[str, Any]], context: ProbeContext, args: dict[str, Any]) -> dict[str, Any]:
+    """A probe's result (or failure) as a response body; shared with the trusted side's reference runs."""
+    try:
+        result = function(context, **args)
+    except ProbeError as error:
+        return {"ok": False, "error": str(error)}
+    except BaseException as error:  # noqa: B036 - sys.exit in student code fails this call only
+        return {"ok": False, "error": describe_error(error), "traceback": student_traceback(error)}
+    data = {key: value for key, value in result.items() if not isinstance(value, torch.Tensor)}
+    tensors = {key: value for key, value in result.items() if isinstance(value, torch.Tensor)}
+    return {"ok": True, "data": data, "tensors": encode_tensors(tensors) if tensors else None}
 
 
 class Server:

@@ -1,0 +1,42 @@
+"""The reference's side of a comparison: probes run on the reference solution, in the trusted process.
+
+The reference is our code, so it runs here rather than in the sandbox, and the student's process never
+holds the solution (a submission could otherwise subclass or copy it). Results go through the same wire
+encoding as the worker's, so a suite compares like with like; they are cached per call, because probes
+are deterministic given their arguments and several tests share one reference run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from autograder.assignment.namespace import reference_namespace
+from autograder.worker.probes import PROBES, ProbeContext
+from autograder.worker.protocol import Observation, decode_message, encode_message, observation_from_response
+from autograder.worker.server import run_probe
+
+
+class ReferenceRunner:
+    """`call(probe, **args)` like `Worker.call`, on the reference solution of `profile`."""
+
+    def __init__(self, profile: str) -> None:
+        self.profile = profile
+        self._context: ProbeContext | None = None
+        self._cache: dict[str, Observation] = {}
+
+    def call(self, probe: str, **args: Any) -> Observation:
+        key = json.dumps([probe, args], sort_keys=True)
+        if key not in self._cache:
+            self._cache[key] = self._run(probe, args)
+        return self._cache[key]
+
+    def _run(self, probe: str, args: dict[str, Any]) -> Observation:
+        if self._context is None:
+            self._context = ProbeContext(reference_namespace(self.profile).__dict__)
+        response = run_probe(PROBES[probe], self._context, args)
+        observation = observation_from_response(decode_message(encode_message({"id": 0, **response})))
+        if not observation.ok:
+            message = f"internal grader error: the reference failed in `{probe}`: {observation.message}"
+            return Observation.failure(message)
+        return observation

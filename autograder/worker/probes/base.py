@@ -1,0 +1,71 @@
+"""What every probe shares: the registry, the context a probe runs in, and its error type.
+
+A probe observes (shapes, layer lists, losses, trained weights, features) and never judges: expected
+values and verdicts live in the trusted grading suites. A probe takes a `ProbeContext` and JSON
+arguments, and returns a dict whose values are JSON data, except top-level `torch.Tensor` values, which
+travel as safetensors. The same probe runs on the student's namespace (in the sandboxed worker) and on
+the reference's (in the trusted process, `autograder.grading.reference`), so a suite compares the two.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+MAX_INPUT_ELEMENTS = 10_000_000
+
+PROBES: dict[str, Callable[..., dict[str, Any]]] = {}
+
+
+class ProbeError(Exception):
+    """The probe could not observe what it was asked to; the message is shown to the student as is."""
+
+
+class ProbeContext:
+    """The namespace a probe observes (the student's or the reference's), and why a name is missing."""
+
+    def __init__(self, namespace: dict[str, Any], load_errors: dict[str, str] | None = None) -> None:
+        self.namespace = namespace
+        self._load_errors = dict(load_errors or {})
+
+    def get(self, name: str) -> Any:
+        """`name` from the namespace, with a message a student can act on when it is missing."""
+        if name in self.namespace:
+            return self.namespace[name]
+        if name in self._load_errors:
+            raise ProbeError(f"`{name}` could not be loaded from your notebook: {self._load_errors[name]}")
+        raise ProbeError(f"`{name}` is not defined in your notebook")
+
+
+def probe(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Register a probe under its function name."""
+    PROBES[function.__name__] = function
+    return function
+
+
+def checked_shape(value: object, what: str) -> list[int]:
+    """A shape from the trusted side, refused when malformed or too large to allocate."""
+    if not isinstance(value, list) or not all(isinstance(n, int) and 0 < n for n in value):
+        raise ProbeError(f"internal grader error: {what} must be a list of positive integers, got {value!r}")
+    if math.prod(value) > MAX_INPUT_ELEMENTS:
+        raise ProbeError(f"internal grader error: {what} {value} is too large")
+    return value
+
+
+def instantiate(ctx: ProbeContext, name: str, init_args: dict[str, Any] | None, seed: int) -> nn.Module:
+    """`name(**init_args)` under a fixed seed, refused when it is not a module."""
+    cls = ctx.get(name)
+    torch.manual_seed(seed)
+    model = cls(**(init_args or {}))
+    if not isinstance(model, nn.Module):
+        raise ProbeError(f"`{name}(...)` should create a torch.nn.Module, but it created a {type(model).__name__}")
+    return model
+
+
+def random_tensor(shape: list[int], seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(checked_shape(shape, "shape"), generator=generator)

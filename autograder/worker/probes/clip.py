@@ -1,0 +1,1 @@
+"""7.2 probes: projection head, CLIP loss, retrieval."""
