@@ -25,6 +25,7 @@ SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 SUITES = ("public", "all")
 SUBMISSION_SUFFIXES = (".ipynb", ".py")
 STUDENT_OUTPUT_CHARS = 20_000
+TOTAL_POINTS = 10.0  # DESIGN.md section 1: a full grade that does not add up to this says so in its output
 
 
 def find_submission(folder: str | os.PathLike[str]) -> Path | None:
@@ -63,18 +64,24 @@ def grade(
     profile: str = "synthetic",
     suite: str = "public",
     only: str | None = None,
+    training: bool = True,
     worker_options: dict[str, Any] | None = None,
     verbose: bool = False,
 ) -> Results:
     """Grade one submission (a file, or a folder searched for one) into `results_path` and return the
     results. `suite` "public" runs the visible tests, "all" adds the hidden ones; `only` keeps one
-    component ("7.1.1"). Never raises for a bad submission; a grader failure still writes a fallback file."""
+    component ("7.1.1") or part ("7.1"); `training` False leaves out the tests that train on the profile's
+    budget (the corpus tests use it for mutants whose bug shows without training). Never raises for a bad
+    submission; a grader failure still writes a fallback file."""
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
     results_path = Path(results_path)
     submission, error = _read(Path(submission_path))
-    grading = GradingPlugin(submission, error, profile=profile, suite=suite, only=only, worker_options=worker_options)
-    results_plugin = ResultsPlugin(results_path)
+    grading = GradingPlugin(
+        submission, error, profile=profile, suite=suite, only=only, training=training, worker_options=worker_options
+    )
+    complete = suite == "all" and only is None and training
+    results_plugin = ResultsPlugin(results_path, max_total=TOTAL_POINTS if complete else None)
     args = [
         str(SUITE_DIR),
         "-c",

@@ -43,7 +43,7 @@ def matches_component(item: pytest.Item, component: str) -> bool:
 
 class GradingPlugin:
     """Fixtures `submission`, `worker` and `reference_runner` for the suites; `suite` "public" keeps only
-    visible tests."""
+    visible tests, `only` one component, `training` False leaves out the tests marked `training`."""
 
     def __init__(
         self,
@@ -53,6 +53,7 @@ class GradingPlugin:
         profile: str = "synthetic",
         suite: str = "public",
         only: str | None = None,
+        training: bool = True,
         worker_factory: Callable[..., Worker] = Worker,
         worker_options: dict[str, Any] | None = None,
     ) -> None:
@@ -65,6 +66,7 @@ class GradingPlugin:
         self.profile = profile
         self.suite = suite
         self.only = only
+        self.training = training
         self.worker_factory = worker_factory
         self.worker_options = dict(worker_options or {})
         self.worker_instance: Worker | None = None
@@ -94,6 +96,8 @@ class GradingPlugin:
             wanted = self.suite == "all" or _visibility(item) == "visible"
             if self.only:
                 wanted = wanted and matches_component(item, self.only)
+            if not self.training:
+                wanted = wanted and item.get_closest_marker("training") is None
             (keep if wanted else drop).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)

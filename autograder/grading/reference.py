@@ -9,12 +9,21 @@ are deterministic given their arguments and several tests share one reference ru
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from autograder.assignment.namespace import reference_namespace
+from autograder.profiles.profile import cache_root
 from autograder.worker.probes import PROBES, ProbeContext
 from autograder.worker.protocol import Observation, decode_message, encode_message, observation_from_response
 from autograder.worker.server import run_probe
+
+
+@lru_cache(maxsize=2)
+def _reference_context(profile: str, cache: str) -> ProbeContext:
+    """The reference namespace takes seconds to build; several grades in one process (batch corpus tests,
+    calibration) share it. Probes build fresh models from it, so sharing changes no result."""
+    return ProbeContext(reference_namespace(profile).__dict__)
 
 
 class ReferenceRunner:
@@ -22,7 +31,6 @@ class ReferenceRunner:
 
     def __init__(self, profile: str) -> None:
         self.profile = profile
-        self._context: ProbeContext | None = None
         self._cache: dict[str, Observation] = {}
 
     def call(self, probe: str, **args: Any) -> Observation:
@@ -32,9 +40,8 @@ class ReferenceRunner:
         return self._cache[key]
 
     def _run(self, probe: str, args: dict[str, Any]) -> Observation:
-        if self._context is None:
-            self._context = ProbeContext(reference_namespace(self.profile).__dict__)
-        response = run_probe(PROBES[probe], self._context, args)
+        context = _reference_context(self.profile, str(cache_root()))
+        response = run_probe(PROBES[probe], context, args)
         observation = observation_from_response(decode_message(encode_message({"id": 0, **response})))
         if not observation.ok:
             message = f"internal grader error: the reference failed in `{probe}`: {observation.message}"

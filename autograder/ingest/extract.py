@@ -66,6 +66,7 @@ class Submission:
     cell_sources: list[str]
     origin: str = ""
     file_lines: list[int | None] = field(default_factory=list)
+    text_cells: list[str] = field(default_factory=list)  # markdown: where the report answers are
 
     def module_source(self, names: set[str] | None = None, *, guard_imports: bool = True) -> str:
         """Render the imports and the chosen definitions (all when `names` is None) as one module.
@@ -291,6 +292,8 @@ def extract(
 ) -> Submission:
     """Preprocess and parse every code cell; keep imports, top-level definitions and literal constants."""
     cells = [cell if isinstance(cell, SourceCell) else SourceCell(cell) for cell in cells]
+    text_cells = [cell.source for cell in cells if cell.kind == "text"]
+    cells = [cell for cell in cells if cell.kind == "code"]
     if len(cells) > limits.max_cells:
         raise IngestError(f"{origin} has {len(cells)} code cells; at most {limits.max_cells} are accepted.")
     total = sum(len(cell.source) for cell in cells)
@@ -345,6 +348,7 @@ def extract(
         cell_sources=sources,
         origin=origin,
         file_lines=[cell.file_line for cell in cells],
+        text_cells=text_cells,
     )
 
 
@@ -352,5 +356,5 @@ def ingest(
     path: str | os.PathLike[str], *, limits: Limits = Limits(), steps: Sequence[Step] = DEFAULT_STEPS
 ) -> Submission:
     """Read, clean and extract a submission file; raise IngestError when it cannot be read at all."""
-    cells = read_cells(path, max_file_bytes=limits.max_file_bytes)
+    cells = read_cells(path, max_file_bytes=limits.max_file_bytes, include_text=True)
     return extract(cells, limits=limits, steps=steps, origin=os.path.basename(path))

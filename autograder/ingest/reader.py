@@ -36,17 +36,24 @@ class IngestError(Exception):
 
 @dataclass(frozen=True)
 class SourceCell:
-    """One code cell. `file_line` is the 1-based line of the cell's first line in a .py file (None in a
-    notebook), so that messages can point into the file the student edits."""
+    """One cell. `file_line` is the 1-based line of the cell's first line in a .py file (None in a
+    notebook), so that messages can point into the file the student edits. `kind` "text" is a markdown
+    cell (in a .py file: its comment lines), kept only for the report answers."""
 
     source: str
     file_line: int | None = None
+    kind: str = "code"
 
 
-def read_cells(path: str | os.PathLike[str], *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> list[SourceCell]:
-    """Return the code cells of a notebook or Python file, in order; raise IngestError if unreadable."""
+def read_cells(
+    path: str | os.PathLike[str], *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, include_text: bool = False
+) -> list[SourceCell]:
+    """Return the code cells of a notebook or Python file, in order (with the markdown cells too when
+    `include_text`); raise IngestError if unreadable."""
     path = Path(path)
     name = path.name
+    if path.is_symlink():  # the grader may run as root: a link could make it read any file for the student
+        raise IngestError(f"{name} is a symbolic link; submit the file itself ({ACCEPTED_KINDS}).")
     if not path.is_file():
         raise IngestError(f"{name}: no such file (expected {ACCEPTED_KINDS}).")
     suffix = path.suffix.lower()
@@ -62,8 +69,10 @@ def read_cells(path: str | os.PathLike[str], *, max_file_bytes: int = DEFAULT_MA
         )
     data = path.read_bytes()
     if suffix == ".ipynb":
-        return _notebook_cells(name, data)
-    return _python_cells(name, data)
+        cells = _notebook_cells(name, data)
+    else:
+        cells = _python_cells(name, data)
+    return cells if include_text else [cell for cell in cells if cell.kind == "code"]
 
 
 def _normalise_newlines(text: str) -> str:
@@ -108,13 +117,17 @@ def _notebook_cells(name: str, data: bytes) -> list[SourceCell]:
     if not isinstance(cells, list):
         raise IngestError(f"{name} is a damaged notebook: 'cells' is not a list. {_DOWNLOAD_HINT}")
     code_cells = []
+    text_cells: list[tuple[int, str]] = []  # (number of code cells before it, text)
     for position, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict):
             raise IngestError(f"{name} is a damaged notebook: cell {position} is not an object. {_DOWNLOAD_HINT}")
-        if cell.get("cell_type") != "code":
-            continue
         source = cell.get("source", "")
-        if not (isinstance(source, str) or isinstance(source, list) and all(isinstance(s, str) for s in source)):
+        readable = isinstance(source, str) or isinstance(source, list) and all(isinstance(s, str) for s in source)
+        if cell.get("cell_type") != "code":
+            if cell.get("cell_type") == "markdown" and readable:
+                text_cells.append((len(code_cells), source if isinstance(source, str) else "".join(source)))
+            continue
+        if not readable:
             raise IngestError(
                 f"{name} is a damaged notebook: cell {position} has no readable source. {_DOWNLOAD_HINT}"
             )
@@ -132,9 +145,14 @@ def _notebook_cells(name: str, data: bytes) -> list[SourceCell]:
             notebook = nbformat.reads(json.dumps(minimal), as_version=4)
     except Exception as exc:  # nbformat raises several unrelated types for malformed content
         raise IngestError(f"{name} is a damaged notebook ({exc}). {_DOWNLOAD_HINT}") from None
-    result = [SourceCell(_normalise_newlines(cell.source)) for cell in notebook.cells]
-    if not result:
+    code = [SourceCell(_normalise_newlines(cell.source)) for cell in notebook.cells]
+    if not code:
         raise IngestError(f"{name} has no code cells; did you submit the right notebook? {_DOWNLOAD_HINT}")
+    result: list[SourceCell] = []
+    for index, cell in enumerate(code):
+        result += [SourceCell(_normalise_newlines(text), kind="text") for before, text in text_cells if before == index]
+        result.append(cell)
+    result += [SourceCell(_normalise_newlines(text), kind="text") for before, text in text_cells if before == len(code)]
     return result
 
 
@@ -159,10 +177,17 @@ def _python_cells(name: str, data: bytes) -> list[SourceCell]:
     # Text before the first marker is a jupytext header of comments; it is a cell only if it holds code.
     if len(cells) > 1 and not _has_code(cells[0][2]):
         cells = cells[1:]
-    cells = [cell for cell in cells if cell[1]]
-    if not any(_has_code(body) for _, _, body in cells):
+    if not any(_has_code(body) for _, is_code, body in cells if is_code):
         raise IngestError(f"{name} contains no Python code.")
-    return [SourceCell("\n".join(body), start + 1) for start, _, body in cells]
+    return [
+        SourceCell("\n".join(body), start + 1) if is_code else SourceCell(_comment_text(body), start + 1, "text")
+        for start, is_code, body in cells
+    ]
+
+
+def _comment_text(lines: list[str]) -> str:
+    """A markdown cell of a percent-format file: its comment lines without the leading `# `."""
+    return "\n".join(line.lstrip().removeprefix("#").removeprefix(" ") for line in lines)
 
 
 def _has_code(lines: list[str]) -> bool:

@@ -41,7 +41,9 @@ def reference_accuracies(profile: Profile, seed: int) -> dict[str, float]:
     text = profile.backbones["text"]["dim"]
     return {
         "method1": probed(runs.autoencoder_features(ns, data, budgets.ae_epochs, seed)),
-        "method2": accuracy(runs.supervised_logits(ns, data, budgets.probe_epochs, seed)["test"], labels["test"]),
+        "method2": accuracy(
+            runs.supervised_logits(ns, data, labels["train"], budgets.probe_epochs, seed)["test"], labels["test"]
+        ),
         "method3": probed(runs.random_encoder_features(ns, data, seed)),
         "clip": probed(runs.clip_features(ns, data, budgets.clip_epochs, seed, image, text)),
     }

@@ -1,13 +1,27 @@
 """Fixtures of the grading suites, on top of `submission`, `worker` and `reference_runner` from the
-grading plugin: `observe` runs a probe on the student's code, `reference` the same probe on the solution."""
+grading plugin.
+
+- `observe(probe, **args)` runs a probe on the student's code (in the sandboxed worker);
+- `reference(probe, **args)` runs the same probe on the solution (here, in the trusted process);
+- `profile`, `train_labels`, `test_labels`: the profile's budgets and thresholds and the STL-10 labels,
+  which never leave this process; `probe_accuracy(observation)` scores features the worker returned;
+- `run_seed`: a seed drawn afresh for every grading run, for numeric checks whose inputs a submission
+  must not be able to predict.
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from autograder.grading.reference import ReferenceRunner
+from autograder.profiles.prepare import PreparedPaths
+from autograder.profiles.profile import Profile, load_profile
+from autograder.training.probe import probe_accuracy as fit_and_score
 from autograder.worker.client import Worker
 from autograder.worker.protocol import Observation
 
@@ -29,3 +43,41 @@ def observe(worker: Worker) -> Callable[..., Observation]:
 def reference(reference_runner: ReferenceRunner) -> Callable[..., Observation]:
     """`reference(probe, **args)`: the same probe on the reference solution."""
     return lambda probe, **args: _succeeded(reference_runner.call(probe, **args))
+
+
+@pytest.fixture(scope="session")
+def profile(reference_runner: ReferenceRunner) -> Profile:
+    return load_profile(reference_runner.profile)
+
+
+@pytest.fixture(scope="session")
+def stl10_labels(profile: Profile) -> dict[str, torch.Tensor]:
+    return load_file(str(PreparedPaths(profile.cache_dir()).stl10_labels))
+
+
+@pytest.fixture(scope="session")
+def train_labels(stl10_labels: dict[str, torch.Tensor]) -> torch.Tensor:
+    return stl10_labels["train"]
+
+
+@pytest.fixture(scope="session")
+def test_labels(stl10_labels: dict[str, torch.Tensor]) -> torch.Tensor:
+    return stl10_labels["test"]
+
+
+@pytest.fixture(scope="session")
+def probe_accuracy(profile: Profile, train_labels: torch.Tensor, test_labels: torch.Tensor) -> Callable[..., float]:
+    """`probe_accuracy(observation)`: the trusted linear probe (the notebook's protocol, the profile's epochs)
+    fitted on the observation's "train" features and scored on its "test" features."""
+
+    def score(observation: Observation) -> float:
+        train, test = observation.tensors["train"], observation.tensors["test"]
+        return fit_and_score(train, train_labels, test, test_labels, profile.budgets.probe_epochs, profile.seed)
+
+    return score
+
+
+@pytest.fixture(scope="session")
+def run_seed() -> int:
+    return secrets.randbelow(2**31)
+

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
-from autograder.ingest import IngestError, read_cells
+from autograder.ingest import IngestError, ingest, read_cells
 
 
 def _write_notebook(path, cells, minor=None):
@@ -178,3 +178,21 @@ def test_python_file_encoding_is_respected_and_bad_bytes_refused(tmp_path):
     empty.write_text("\n\n# only a comment\n")
     with pytest.raises(IngestError, match=r"blank\.py contains no Python code"):
         read_cells(empty)
+
+
+def test_markdown_cells_are_kept_as_text_for_the_reports(tmp_path):
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("intro"),
+            nbformat.v4.new_code_cell("x = 1"),
+            nbformat.v4.new_markdown_cell("method 1 accuracy: 0.31"),
+        ]
+    )
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    assert [cell.kind for cell in read_cells(path, include_text=True)] == ["text", "code", "text"]
+    assert [cell.kind for cell in read_cells(path)] == ["code"]
+    assert ingest(path).text_cells == ["intro", "method 1 accuracy: 0.31"]
+    script = tmp_path / "s.py"
+    script.write_text("# %%\nx = 1\n\n# %% [markdown]\n# method 2 accuracy: 45%\n")
+    assert ingest(script).text_cells == ["method 2 accuracy: 45%\n"]

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from autograder.worker.protocol import ProtocolError, decode_tensors
+
 MAX_INPUT_ELEMENTS = 10_000_000
 
 PROBES: dict[str, Callable[..., dict[str, Any]]] = {}
@@ -69,3 +71,11 @@ def instantiate(ctx: ProbeContext, name: str, init_args: dict[str, Any] | None, 
 def random_tensor(shape: list[int], seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.rand(checked_shape(shape, "shape"), generator=generator)
+
+
+def tensors_argument(text: object, what: str = "tensors") -> dict[str, torch.Tensor]:
+    """Tensors the trusted side sent as an argument (base64 safetensors from `protocol.encode_tensors`)."""
+    try:
+        return decode_tensors(text)
+    except ProtocolError as error:
+        raise ProbeError(f"internal grader error: bad {what} argument: {error}") from None
