@@ -18,6 +18,7 @@ import pytest
 from autograder.grading.plugin import GradingPlugin
 from autograder.ingest import IngestError, ingest
 from autograder.results.gradescope import Results, fallback_results, write_results
+from autograder.results.html import write_html
 from autograder.results.plugin import ResultsPlugin
 from autograder.worker.protocol import truncate
 
@@ -65,14 +66,16 @@ def grade(
     suite: str = "public",
     only: str | None = None,
     training: bool = True,
+    html: str | os.PathLike[str] | None = None,
     worker_options: dict[str, Any] | None = None,
     verbose: bool = False,
 ) -> Results:
     """Grade one submission (a file, or a folder searched for one) into `results_path` and return the
     results. `suite` "public" runs the visible tests, "all" adds the hidden ones; `only` keeps one
     component ("7.1.1") or part ("7.1"); `training` False leaves out the tests that train on the profile's
-    budget (the corpus tests use it for mutants whose bug shows without training). Never raises for a bad
-    submission; a grader failure still writes a fallback file."""
+    budget (the corpus tests use it for mutants whose bug shows without training); `html` also writes the
+    report page with the run's figures. Never raises for a bad submission; a grader failure still writes
+    a fallback file."""
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
     results_path = Path(results_path)
@@ -105,6 +108,8 @@ def grade(
         print(traceback.format_exc(), file=sys.stderr)
     finally:
         grading.close()
+    if html is not None:
+        write_html(finished, grading.figures, html, title=Path(submission_path).name, profile=profile)
     printed = grading.student_output()
     if printed:
         print("---- output of your code during grading (truncated) ----")

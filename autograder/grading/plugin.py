@@ -14,6 +14,7 @@ import pytest
 
 from autograder.grading.reference import ReferenceRunner
 from autograder.ingest.extract import Submission
+from autograder.results.figures import Figures
 from autograder.results.plugin import get_plugin
 from autograder.worker.client import Worker
 
@@ -70,6 +71,7 @@ class GradingPlugin:
         self.worker_factory = worker_factory
         self.worker_options = dict(worker_options or {})
         self.worker_instance: Worker | None = None
+        self.figures = Figures()
 
     @pytest.fixture(scope="session")
     def submission(self) -> Submission:
@@ -89,6 +91,11 @@ class GradingPlugin:
     def reference_runner(self) -> ReferenceRunner:
         """Probes on the reference solution, run in this process (the worker never holds the solution)."""
         return ReferenceRunner(self.profile)
+
+    @pytest.fixture(scope="session")
+    def figures(self) -> Figures:
+        """Images and curves for the HTML report, added by tests from observations they already have."""
+        return self.figures
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         keep, drop = [], []
