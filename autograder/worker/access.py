@@ -8,18 +8,61 @@ these files and is in none of their groups.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from autograder.assignment.source import PACKAGE_ROOT, SOURCE_FILE
 from autograder.data.stl10 import STL10_FOLDER
 from autograder.profiles.prepare import PreparedPaths
 from autograder.profiles.profile import PROFILE_DIR, Profile
+from autograder.worker.sandbox import DEFAULT_USER, SandboxUser, ensure_sandbox_user, kill_user_processes
 
 REPO_ROOT = PACKAGE_ROOT.parent
 _OTHERS = stat.S_IRWXO
+MAX_CONCURRENT_GRADES = 32
+LOCK_DIR = Path(tempfile.gettempdir()) / "ps7-sandbox-users"
+
+
+class SandboxLease:
+    """One sandbox user held by one grading run, so that concurrent runs (batch --jobs, parallel tests)
+    never share a user: ending a run kills every process of its user, and must not kill another run's.
+
+    Slot 0 is the user `setup.sh` creates; further slots get users named `<user>1`, `<user>2`, ... on
+    demand. A slot is held by an exclusive lock on a file in a root-only folder; the kernel releases it
+    when the holder dies, so a crashed grader never blocks a slot.
+    """
+
+    def __init__(self) -> None:
+        LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+        for slot in range(MAX_CONCURRENT_GRADES):
+            descriptor = os.open(LOCK_DIR / f"slot-{slot}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                continue
+            self._descriptor = descriptor
+            user = ensure_sandbox_user(DEFAULT_USER if slot == 0 else f"{DEFAULT_USER}{slot}")
+            if user is None:
+                raise RuntimeError("a sandbox user is only needed (and only possible) when the grader is root")
+            self.user: SandboxUser = user
+            kill_user_processes(user)  # leftovers of a run that crashed while holding this slot
+            return
+        raise RuntimeError(f"more than {MAX_CONCURRENT_GRADES} grades at once as root; none is free")
+
+    def release(self) -> None:
+        """End every process of the user, then free the slot."""
+        if self._descriptor < 0:
+            return
+        try:
+            kill_user_processes(self.user)
+        finally:
+            os.close(self._descriptor)
+            self._descriptor = -1
 
 
 def secret_paths(profile: Profile) -> list[Path]:

@@ -22,7 +22,7 @@ from typing import Any
 from autograder.assignment.source import PACKAGE_ROOT, provided_code
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import cache_root, load_profile, worker_copy
-from autograder.worker.access import grant_sandbox_access, secret_paths, withhold_from_sandbox
+from autograder.worker.access import SandboxLease, grant_sandbox_access, secret_paths, withhold_from_sandbox
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     Observation,
@@ -36,7 +36,6 @@ from autograder.worker.sandbox import (
     Limits,
     SandboxProcess,
     SandboxUser,
-    ensure_sandbox_user,
     kill_user_processes,
     start_sandboxed,
 )
@@ -149,6 +148,7 @@ class Worker:
         self.private_paths = list(private_paths or [])
         self._profile_file: Path | None = None
         self._user: SandboxUser | None = None
+        self._lease: SandboxLease | None = None
         self._user_ready = False
         self._proc: SandboxProcess | None = None
         self._buffer = bytearray()
@@ -217,7 +217,10 @@ class Worker:
     def close(self) -> None:
         """Stop the worker and every process left by the sandbox user."""
         self._discard()
-        if self._user is not None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease, self._user, self._user_ready = None, None, False
+        elif self._user is not None:
             kill_user_processes(self._user)
         if self._profile_file is not None:
             shutil.rmtree(self._profile_file.parent, ignore_errors=True)
@@ -237,7 +240,8 @@ class Worker:
         if isinstance(choice, SandboxUser):
             self._user = choice
         elif choice == "auto" and os.geteuid() == 0:
-            self._user = ensure_sandbox_user()
+            self._lease = SandboxLease()
+            self._user = self._lease.user
         if self._user is not None:
             profile = load_profile(self.profile)
             paths = [Path(_interpreter()), Path(sys.prefix), Path(sys.base_prefix), REPO_ROOT]

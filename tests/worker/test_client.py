@@ -159,3 +159,19 @@ def test_student_parts_skip_provided_names_and_keep_cell_positions(tmp_path):
     assert "import torch" in imports
     assert [(part["name"], part["filename"], part["lineno"]) for part in parts] == [("helper", "<cell 2>", 3)]
     assert notes == []  # constants are replaced silently: the provided value is what counts
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandbox users exist only when the grader runs as root")
+def test_concurrent_workers_get_different_sandbox_users_and_do_not_kill_each_other(synthetic_cache, monkeypatch):
+    monkeypatch.setenv("PS7_CACHE", str(synthetic_cache))
+    first, second = Worker(None), Worker(None)
+    try:
+        assert first.call("encoder_structure").error.endswith("is not defined in your notebook")
+        assert second.call("encoder_structure").error.endswith("is not defined in your notebook")
+        assert first._user is not None and second._user is not None
+        assert first._user.uid != second._user.uid
+        first.close()
+        assert second.alive  # closing one run killed its own user's processes only
+    finally:
+        first.close()
+        second.close()
