@@ -49,7 +49,14 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _run_grade(
-    submission: Path, results: Path, profile: str, suite: str, only: str | None, *, keep: bool = True
+    submission: Path,
+    results: Path,
+    profile: str,
+    suite: str,
+    only: str | None,
+    *,
+    keep: bool = True,
+    html: Path | None = None,
 ) -> int:
     """Prepare the profile if needed, grade, print the table; 0 whenever a results file was written."""
     from autograder.grading import grade
@@ -63,16 +70,18 @@ def _run_grade(
         print(f"cannot grade: profile {profile!r}: {error}", file=sys.stderr)
         write_results(fallback_results(f"The autograder's profile {profile!r} is not available: {error}"), results)
         return 0
-    finished = grade(submission, results, profile=profile, suite=suite, only=only)
+    finished = grade(submission, results, profile=profile, suite=suite, only=only, html=html)
     print(format_table(finished))
     print(finished.output)
     if keep:
         print(f"results written to {results}")
+    if html is not None:
+        print(f"report written to {html}")
     return 0
 
 
 def _grade(args: argparse.Namespace) -> int:
-    return _run_grade(args.submission, args.results, args.profile, args.suite, args.only)
+    return _run_grade(args.submission, args.results, args.profile, args.suite, args.only, html=args.html)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -80,6 +89,30 @@ def _check(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="ps7-check-") as folder:
         return _run_grade(args.submission, Path(folder) / "results.json", args.profile, "public", args.only, keep=False)
+
+
+def _zip(args: argparse.Namespace) -> int:
+    from autograder.delivery.gradescope_zip import ZipError, build_zip, default_zip_path
+
+    out = args.out or default_zip_path(args.profile)
+    try:
+        names = build_zip(out, args.profile, flickr8k=args.flickr8k)
+    except ZipError as error:
+        print(f"zip failed: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({len(names)} files, profile {args.profile}): upload it as the autograder on Gradescope")
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from autograder.delivery.batch import BatchError, Options, batch_command
+
+    options = Options(profile=args.profile, suite=args.suite, timeout=args.timeout, force=args.force)
+    try:
+        return batch_command(args.folder, options, out=args.out, csv_path=args.csv, jobs=args.jobs)
+    except BatchError as error:
+        print(f"batch failed: {error}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
     grade.add_argument("--suite", choices=("public", "all"), default="all", help="public tests only, or all (all)")
     grade.add_argument("--only", metavar="COMPONENT", help="only the tests of one component, e.g. 7.1.1")
+    grade.add_argument("--html", type=Path, metavar="FILE", help="also write a report page with the run's figures")
     grade.set_defaults(handler=_grade)
 
     check = commands.add_parser("check", help="run the public checks on your notebook (seconds, no data set)")
@@ -119,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
     check.add_argument("--only", metavar="COMPONENT", help="only the checks of one component, e.g. 7.1.1")
     check.set_defaults(handler=_check)
+
+    zip_ = commands.add_parser("zip", help="build the Gradescope upload (setup.sh and run_autograder at its root)")
+    zip_.add_argument("--out", type=Path, help="the zip to write (build/ps7-gradescope-PROFILE.zip)")
+    zip_.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile Gradescope grades with ({DEFAULT_PROFILE})")
+    zip_.add_argument("--flickr8k", metavar="PATH_OR_URL", help="Flickr8k for setup.sh's prepare (real profiles)")
+    zip_.set_defaults(handler=_zip)
+
+    batch = commands.add_parser("batch", help="grade a folder of submissions in parallel: results, CSV, histogram")
+    batch.add_argument("folder", type=Path, help="one sub-folder or .ipynb/.py file per student (a Gradescope export)")
+    batch.add_argument("--out", type=Path, help="where results go, one folder per submission (FOLDER-graded)")
+    batch.add_argument("--csv", type=Path, help="the CSV of scores (OUT/scores.csv); the histogram goes next to it")
+    batch.add_argument("--jobs", type=int, default=1, help="submissions graded at once (1)")
+    batch.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
+    batch.add_argument("--suite", choices=("public", "all"), default="all", help="public tests only, or all (all)")
+    batch.add_argument("--timeout", type=float, default=1800, help="seconds one submission may take (1800)")
+    batch.add_argument("--force", action="store_true", help="regrade submissions graded by an earlier run")
+    batch.set_defaults(handler=_batch)
     return parser
 
 

@@ -109,7 +109,7 @@ def grade(
     finally:
         grading.close()
     if html is not None:
-        write_html(finished, grading.figures, html, title=Path(submission_path).name, profile=profile)
+        write_html(finished, grading.run_figures, html, title=Path(submission_path).name, profile=profile)
     printed = grading.student_output()
     if printed:
         print("---- output of your code during grading (truncated) ----")

@@ -71,7 +71,7 @@ class GradingPlugin:
         self.worker_factory = worker_factory
         self.worker_options = dict(worker_options or {})
         self.worker_instance: Worker | None = None
-        self.figures = Figures()
+        self.run_figures = Figures()
 
     @pytest.fixture(scope="session")
     def submission(self) -> Submission:
@@ -95,7 +95,7 @@ class GradingPlugin:
     @pytest.fixture(scope="session")
     def figures(self) -> Figures:
         """Images and curves for the HTML report, added by tests from observations they already have."""
-        return self.figures
+        return self.run_figures
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         keep, drop = [], []
