@@ -17,9 +17,12 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(BIN)/ruff check autograder tests
 
+# Two test processes: most of the suite waits on grading subprocesses that use one core each.
+TEST_WORKERS ?= 2
+
 test: venv lint
 	$(BIN)/python -m autograder template --check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Grade the reference notebook on the default (synthetic) profile, preparing it first if needed.
 grade: venv

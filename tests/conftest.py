@@ -1,7 +1,9 @@
-"""Shared fixtures. The prepared synthetic profile is made once per test session (about a minute)."""
+"""Shared fixtures. The prepared synthetic profile is made once per test run (about a minute), shared by
+the parallel test processes of pytest-xdist (the first one prepares it while the others wait)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -14,11 +16,19 @@ from autograder.profiles.profile import Profile, load_profile
 @pytest.fixture(scope="session")
 def synthetic_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder holding the prepared synthetic profile; `PS7_TEST_CACHE` reuses one across runs."""
-    root = Path(os.environ.get("PS7_TEST_CACHE") or tmp_path_factory.mktemp("ps7-cache"))
+    if os.environ.get("PS7_TEST_CACHE"):
+        root = Path(os.environ["PS7_TEST_CACHE"])
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent / "ps7-cache"  # common to all workers of this run
+    else:
+        root = tmp_path_factory.mktemp("ps7-cache")
+    root.mkdir(parents=True, exist_ok=True)
     previous = os.environ.get("PS7_CACHE")
     os.environ["PS7_CACHE"] = str(root)
     try:
-        prepare(load_profile("synthetic"))
+        with open(root.parent / f"{root.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            prepare(load_profile("synthetic"))
     finally:
         if previous is None:
             del os.environ["PS7_CACHE"]
