@@ -112,3 +112,17 @@ def grant_sandbox_access(paths: list[Path]) -> list[str]:
             os.chmod(path, wanted)
             changed.append(f"{path}: added o+r so the sandbox user can read it")
     return changed
+
+
+def grant_tree_access(folder: Path) -> list[str]:
+    """o+r on every file and o+rx on every folder under `folder` (the prepared profile): some writers,
+    safetensors among them, create files readable by their owner only. Secrets are withheld afterwards."""
+    changed = 0
+    for directory, _, files in os.walk(folder):
+        for path in [Path(directory), *(Path(directory) / name for name in files)]:
+            mode = os.stat(path).st_mode
+            wanted = mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
+            if wanted != mode:
+                os.chmod(path, wanted)
+                changed += 1
+    return [f"{folder}: made {changed} prepared files readable by the sandbox user"] if changed else []

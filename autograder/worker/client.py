@@ -22,7 +22,13 @@ from typing import Any
 from autograder.assignment.source import PACKAGE_ROOT, provided_code
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import cache_root, load_profile, worker_copy
-from autograder.worker.access import SandboxLease, grant_sandbox_access, secret_paths, withhold_from_sandbox
+from autograder.worker.access import (
+    SandboxLease,
+    grant_sandbox_access,
+    grant_tree_access,
+    secret_paths,
+    withhold_from_sandbox,
+)
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     Observation,
@@ -246,6 +252,7 @@ class Worker:
             profile = load_profile(self.profile)
             paths = [Path(_interpreter()), Path(sys.prefix), Path(sys.base_prefix), REPO_ROOT]
             self.notes.extend(grant_sandbox_access([*paths, profile.cache_dir(), self._profile_copy().parent]))
+            self.notes.extend(grant_tree_access(profile.cache_dir()))
             self.notes.extend(withhold_from_sandbox([*secret_paths(profile), *self.private_paths]))
         self._user_ready = True
         return self._user

@@ -100,7 +100,8 @@ def check_safetensors(blob: bytes) -> None:
     safetensors' own loader would reject most garbage too; checking here gives a clear message, and
     says when a payload looks like the pickle or zip format that `torch.save` writes.
     """
-    if blob[:1] == b"\x80" or blob[:2] == b"PK":
+    # A safetensors header length of 128 + 256n bytes also starts with 0x80, but its JSON header starts with "{".
+    if (blob[:1] == b"\x80" or blob[:2] == b"PK") and blob[8:9] != b"{":
         raise ProtocolError("tensor payload looks like a pickle / torch.save file; only safetensors is accepted")
     if len(blob) < 8:
         raise ProtocolError(f"tensor payload of {len(blob)} bytes is too short for safetensors")
