@@ -38,6 +38,7 @@ def notebook_setup(name: str) -> SimpleNamespace:
     image = profile.backbones["image"]
     return SimpleNamespace(
         name=profile.name,
+        profile_path=str(profile.path),  # the grader's training probes load the prepared images of this profile
         seed=profile.seed,
         stl10_root=manifest["stl10_root"],
         flickr8k_root=manifest["flickr8k_root"],

@@ -1,0 +1,101 @@
+"""The corpus of mutants and variants: the reference notebook with text replacements, graded for real.
+
+A mutant is the reference with one realistic bug; it must lose points in its own component only, in the
+tests it names. A variant is a correct solution in another style; it must score full marks. Both are
+built from the committed reference notebook, so they follow it when the assignment changes (a
+replacement whose text is no longer found fails loudly instead of silently testing the reference).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.grading import grade
+
+# DESIGN.md section 1.
+COMPONENT_POINTS = {
+    "7.1.1": 1.0,
+    "7.1.2": 1.0,
+    "7.1.3": 1.0,
+    "7.1.4": 1.0,
+    "7.1.5": 1.0,
+    "7.2.1": 1.0,
+    "7.2.2": 2.0,
+    "7.2.3": 1.0,
+    "7.2.4": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """`replacements`: (old, new) pairs, each `old` found exactly once in the reference's code cells;
+    `failing`: the test numbers that must fail; `breaks_learning`: the bug shows only in training tests."""
+
+    name: str
+    component: str
+    replacements: list[tuple[str, str]]
+    failing: list[str]
+    breaks_learning: bool = False
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A correct solution written differently; `trains` when its training code differs from the
+    reference's, so the training tests of its components must run too."""
+
+    name: str
+    replacements: list[tuple[str, str]]
+    trains: bool = False
+    components: list[str] = field(default_factory=list)
+
+
+def build_notebook(replacements: list[tuple[str, str]], path: Path) -> Path:
+    """The reference notebook with each replacement applied to the one code cell holding its old text."""
+    notebook = nbformat.read(REPO_ROOT / REFERENCE_NOTEBOOK, as_version=4)
+    cells = [cell for cell in notebook.cells if cell.cell_type in ("code", "markdown")]
+    for old, new in replacements:
+        holders = [cell for cell in cells if old in cell.source]
+        found = sum(cell.source.count(old) for cell in holders)
+        if found != 1:
+            raise AssertionError(f"replacement text found {found} times in the reference (must be once): {old!r}")
+        holders[0].source = holders[0].source.replace(old, new)
+    nbformat.write(notebook, path)
+    return path
+
+
+def component_of(number: str) -> str:
+    return ".".join(number.split(".")[:3])
+
+
+def graded(path: Path, results: Path, **options: object) -> dict:
+    """Grade `path` for real and return the Gradescope results document."""
+    grade(path, results, **options)
+    return json.loads(results.read_text())
+
+
+def scores_by_component(document: dict) -> dict[str, tuple[float, float]]:
+    totals: dict[str, list[float]] = {}
+    for test in document["tests"]:
+        entry = totals.setdefault(component_of(test["number"]), [0.0, 0.0])
+        entry[0] += test["score"]
+        entry[1] += test["max_score"]
+    return {component: (score, maximum) for component, (score, maximum) in totals.items()}
+
+
+def failed_numbers(document: dict) -> set[str]:
+    return {test["number"] for test in document["tests"] if test["score"] < test["max_score"]}
+
+
+def explain(document: dict) -> str:
+    """The failing tests and their messages, for an assertion that needs them."""
+    lines = [
+        f"{test['number']} {test['score']}/{test['max_score']} {test['output'][:300]!r}"
+        for test in document["tests"]
+        if test["score"] < test["max_score"]
+    ]
+    return "\n".join(lines) or "no test failed"
