@@ -248,6 +248,15 @@ def _describe(stmt: ast.stmt) -> str:
     return label
 
 
+def _imports_the_grader(stmt: ast.Import | ast.ImportFrom) -> bool:
+    """A submission has no business with the grader's code (its standard parts, probes, loaders)."""
+    if isinstance(stmt, ast.ImportFrom):
+        modules = [stmt.module or ""] if stmt.level == 0 else []
+    else:
+        modules = [alias.name for alias in stmt.names]
+    return any(module == "autograder" or module.startswith("autograder.") for module in modules)
+
+
 def _is_noise(stmt: ast.stmt) -> bool:
     """Statements whose dropping changes nothing: `pass` (left by preprocessing) and bare strings."""
     return isinstance(stmt, ast.Pass) or (
@@ -315,6 +324,12 @@ def extract(
         lines = source.split("\n")
         for stmt in tree.body:
             if isinstance(stmt, ast.Import | ast.ImportFrom):
+                if _imports_the_grader(stmt):
+                    diagnostics.append(
+                        f"{_where(number, stmt.lineno, cell.file_line)}: imports of the grader's own package "
+                        "(`autograder`) are not allowed; the import was skipped"
+                    )
+                    continue
                 text = _segment(lines, stmt.lineno, stmt.col_offset, stmt.end_lineno, stmt.end_col_offset)
                 imports.append(ImportStmt(text, number, stmt.lineno))
                 continue

@@ -52,6 +52,11 @@ IMPORTS = "(imports)"
 STUDENT_FILE_PREFIX = "<cell"
 
 
+# Taken before any student code runs: a definition that replaces an entry of the registry while loading does
+# not change which probe answers (an in-process guard, not a boundary: see the security notes in README).
+_PROBES_AT_START = dict(PROBES)
+
+
 class _Capture(io.TextIOBase):
     """A text stream that keeps the first CAPTURE_CHARS characters written since the last `take()`."""
 
@@ -173,7 +178,7 @@ class WorkerState:
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request.get("probe")
-        function = PROBES.get(name) if isinstance(name, str) else None
+        function = _PROBES_AT_START.get(name) if isinstance(name, str) else None
         if function is None:
             return {"ok": False, "error": f"internal grader error: unknown probe {name!r}"}
         args = request.get("args") or {}

@@ -233,3 +233,16 @@ def test_source_cells_and_plain_strings_are_both_accepted():
     from_cells = extract([SourceCell("def f():\n    return 1", file_line=7)])
     assert from_strings.definitions == from_cells.definitions
     assert from_cells.file_lines == [7]
+
+
+def test_imports_of_the_grader_package_are_skipped_with_a_message():
+    submission = extract(
+        [
+            "import torch\nimport autograder.worker.standard as s\nfrom autograder import cli\n"
+            "from autograder_helpers import x\nfrom .autograder import y"
+        ]
+    )
+    kept = [statement.source for statement in submission.imports]
+    assert kept == ["import torch", "from autograder_helpers import x", "from .autograder import y"]
+    messages = [text for text in submission.diagnostics if "grader's own package" in text]
+    assert len(messages) == 2 and all("skipped" in text for text in messages)

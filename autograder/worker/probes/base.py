@@ -58,13 +58,31 @@ def checked_shape(value: object, what: str) -> list[int]:
     return value
 
 
-def instantiate(ctx: ProbeContext, name: str, init_args: dict[str, Any] | None, seed: int) -> nn.Module:
-    """`name(**init_args)` under a fixed seed, refused when it is not a module."""
+# The grader's correct parts; the profile's backbones (autograder.profiles) are provided code, as on Colab.
+_GRADER_MODULES = ("autograder.worker.", "autograder.assignment.", "autograder.grading.")
+
+
+def refuse_grader_classes(model: nn.Module, name: str, allowed: tuple[type, ...] = ()) -> None:
+    """A student's model may not be, contain or inherit from the grader's own classes (the standard parts
+    the worker holds for component isolation): that would be the grader grading itself."""
+    for module in model.modules():
+        for klass in type(module).__mro__:
+            if klass.__module__.startswith(_GRADER_MODULES) and klass not in allowed:
+                raise ProbeError(
+                    f"`{name}` is built on the grader's own `{klass.__name__}`; write the component yourself"
+                )
+
+
+def instantiate(
+    ctx: ProbeContext, name: str, init_args: dict[str, Any] | None, seed: int, allowed: tuple[type, ...] = ()
+) -> nn.Module:
+    """`name(**init_args)` under a fixed seed, refused when it is not a module or is the grader's own."""
     cls = ctx.get(name)
     torch.manual_seed(seed)
     model = cls(**(init_args or {}))
     if not isinstance(model, nn.Module):
         raise ProbeError(f"`{name}(...)` should create a torch.nn.Module, but it created a {type(model).__name__}")
+    refuse_grader_classes(model, name, allowed)
     return model
 
 

@@ -162,7 +162,7 @@ def _clip_model(ctx: ProbeContext, temperature: float, seed: int) -> nn.Module:
         "text_embedding": setup.text_embedding,
     }
     with _standard_heads(ctx), _on_cpu(ctx):
-        return instantiate(ctx, "CLIPModel", init_args, seed)
+        return instantiate(ctx, "CLIPModel", init_args, seed, allowed=(StandardProjectionHead,))
 
 
 def _parameter_counts(module: object) -> dict[str, int] | None:

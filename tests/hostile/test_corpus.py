@@ -1,0 +1,621 @@
+"""The hostile submissions corpus: each submission graded through the real `run_autograder`, as Gradescope
+runs it, in a temporary AUTOGRADER_ROOT laid out like /autograder, on the public suite.
+
+Every case must end in a valid results.json (Gradescope's schema, `tests/results/test_schema.py`) that
+lists the same tests as the reference's, within a generous subprocess timeout, with bounded output, and
+with no score above what its honest parts earn:
+- built on the student template (or unreadable): exactly the untouched template's score, 0;
+- built on the reference: at most the reference's score, and the attacked component's tests fail with a
+  message that says why.
+
+Cases ("root": needs the grader to run as root, which runs student code as an unprivileged sandbox user;
+skipped otherwise):
+- untouched-template: 0 points, every test listed and failed with a reason. reference: full points.
+- empty-file, binary-garbage, json-not-a-notebook, json-nested-too-deeply, nbformat-3: 0 points and a
+  message naming the problem ("is empty", "is not a notebook", "not a Jupyter notebook", "nested too
+  deeply", "format 3").
+- symlink-to-reference: the submitted ps7.ipynb is a symbolic link to the reference notebook: 0 points,
+  "symbolic link" (the grader, root on Gradescope, must not read files on the student's behalf).
+- outputs-50mb: the reference with 50 MB of plot outputs: graded in bounded time, full points.
+- malformed-cells: the reference with a syntax error in the Decoder cell, plus cells with a syntax error,
+  too-deep nesting, `break` outside a loop, a NUL byte and 250,000 characters: each costs only itself
+  ("cell skipped", "nested too deeply", "too long"); the Encoder is still graded and passes.
+- loop-at-load: `while True: pass` in the Encoder class body: Encoder tests fail, "took longer than".
+- loop-in-method: Encoder.forward never returns (a sleeping loop) the first time it runs; later calls are
+  normal: only that test fails, with "did not finish within" after the worker's 120 s per-call timeout (no
+  environment variable shortens it); the other Encoder tests pass in a fresh worker.
+- sys-exit-at-load, os-exit-at-load: in the Encoder class body: Encoder tests fail ("sys.exit(0)", "stopped
+  the process").
+- sys-exit-in-method, os-exit-in-method, segfault (`ctypes.string_at(0)`), memory-hog (`numpy.zeros` of
+  256 MiB without end), output-flood (100 MB printed, then raw writes to fds 1 and 2 without end), all in
+  Encoder.forward: its test fails ("sys.exit(3)", "died", "SIGSEGV", "MemoryError", "of output").
+- write-results: Encoder.__init__ overwrites $AUTOGRADER_ROOT/results/results.json and the guessed
+  /autograder/results/results.json with a forged full score: the final file is the grader's; as root
+  the write is refused (PermissionError).
+- sleeper-outlives-grading (root): a detached process (own session, double fork, ignores SIGTERM/SIGHUP)
+  started while loading logs its pid and tries to overwrite results.json every 0.25 s: it is dead when
+  run_autograder returns (no log line after that), and results.json is the grader's.
+- read-secrets (root): Encoder.__init__ reads a hidden suite, the suites folder, the prepared test labels,
+  the raw test_y.bin, the solution source ps7.py, the reference notebook and the profile (thresholds):
+  every read is DENIED (PermissionError), nothing LEAKED.
+- reference-internals (root): the Encoder subclasses the reference Encoder, reached through
+  `autograder.assignment.namespace.reference_namespace` or among the worker's live objects (gc): 0 points.
+- standard-parts-internals: `class Encoder(autograder.worker.standard.StandardEncoder)`, the grader's own
+  correct encoder that the worker holds for component isolation, reached through importlib: 0 points (the
+  probes refuse student models built on the grader's classes).
+- forged-observations: no Encoder, but a class body replaces the worker's `encoder_structure` probe with one
+  returning the specified structure, reached through sys.modules: 0 points (the worker answers from the
+  registry as it was before student code ran; an in-process guard only, see the README's security notes).
+- monkeypatch-comparisons: a wrong Encoder defined after setting torch, numpy and math comparison
+  functions (allclose, equal, isclose, Tensor.__eq__, array_equal, assert_allclose, ...) to always succeed.
+- pickle-payload: Encoder.forward returns a tensor look-alike whose `__reduce__` runs `os.system`: its test
+  fails ("should return a tensor"), and the grader (the process with `--results` in its command line)
+  never unpickled it.
+- fork-bomb (root): forking without end while loading (each child execs `sleep 3600`) stops at the
+  process-count limit ("FORK-LIMIT"); no child survives grading.
+- message-bomb: a 5 MB exception message with a NUL byte, a lone surrogate and terminal escapes: valid,
+  small results.
+
+The cases are graded up front, a few at a time (each grade as root leases its own sandbox user), so the
+corpus costs about its CPU time rather than the sum of its timeouts; each test then checks its own case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from tests.hostile import submissions as sub
+from tests.results.test_schema import load_valid
+
+SCRIPT = REPO_ROOT / "run_autograder"
+IS_ROOT = os.geteuid() == 0
+NOT_ROOT_REASON = (
+    "needs the grader to run as root: only then does student code run as the unprivileged sandbox user, "
+    "with the secrets, the results folder and the process-count limit out of its reach"
+)
+RUN_TIMEOUT = 300  # seconds for one run_autograder; one takes 10-60 s on 2 busy cores
+LOOP_RUN_TIMEOUT = 600  # loop-in-method waits for the worker's per-call timeout (120 s, not configurable)
+PARALLEL_GRADES = max(2, min(3, os.cpu_count() or 1))
+MAX_RESULTS_BYTES = 2 * 1024**2
+MAX_STDOUT_BYTES = 2 * 1024**2
+ENCODER = "7.1.1"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400), pytest.mark.xdist_group("hostile")]  # graded up front, once
+
+
+@dataclass
+class Root:
+    """A temporary AUTOGRADER_ROOT, world-traversable like Gradescope's /autograder, with `drop`, a folder
+    any user may write to, for the attacks' markers."""
+
+    path: Path
+    cache: Path
+
+    @property
+    def submission(self) -> Path:
+        return self.path / "submission"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results" / "results.json"
+
+    @property
+    def drop(self) -> Path:
+        return self.path / "drop"
+
+    @classmethod
+    def make(cls, cache: Path, label: str) -> Root:
+        folder = Path(tempfile.mkdtemp(prefix=f"ps7-hostile-{label}-"))
+        folder.chmod(0o755)
+        root = cls(folder, cache)
+        root.submission.mkdir()
+        root.drop.mkdir()
+        root.drop.chmod(0o1777)
+        return root
+
+    def write(self, notebook: nbformat.NotebookNode, name: str = "ps7.ipynb") -> Path:
+        path = self.submission / name
+        nbformat.write(notebook, path)
+        return path
+
+
+@dataclass
+class Graded:
+    """What run_autograder did: its exit status, output, the results document and when it returned."""
+
+    root: Root
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    document: dict[str, Any]
+    ended: float
+
+    @property
+    def tests(self) -> list[dict[str, Any]]:
+        return self.document["tests"]
+
+    @property
+    def score(self) -> float:
+        return self.document["score"]
+
+    @property
+    def feedback(self) -> str:
+        """What the student is shown: the top-level output and every test's output."""
+        return "\n".join([self.document.get("output", ""), *(test.get("output", "") for test in self.tests)])
+
+    @property
+    def printed(self) -> str:
+        """run_autograder's stdout, which ends with what student code printed."""
+        return self.stdout.decode("utf-8", errors="replace")
+
+    def listing(self) -> list[tuple[str, str]]:
+        return [(test.get("number", ""), test["name"]) for test in self.tests]
+
+    def numbered(self, number: str) -> list[dict[str, Any]]:
+        """The tests numbered `number` or `number.*`."""
+        return [test for test in self.tests if (test.get("number", "") + ".").startswith(number + ".")]
+
+    def summary(self) -> str:
+        lines = [f"score {self.score}; output: {self.document.get('output', '')[:1500]}"]
+        for test in self.tests:
+            lines.append(f"{test.get('number')} {test['status']} {test['score']}: {test.get('output', '')[:300]}")
+        return "\n".join(lines)
+
+
+class RunFailed(Exception):
+    """run_autograder did not finish in time, or left no results file."""
+
+
+def run_autograder(root: Root, timeout: float = RUN_TIMEOUT) -> Graded:
+    """Run the real script on `root` (public suite); past `timeout` kill what it started and raise."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+    env.update(AUTOGRADER_ROOT=str(root.path), PS7_CACHE=str(root.cache), AUTOGRADER_SUITE="public")
+    process = subprocess.Popen(
+        [str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the grader; its sandbox user's processes die with its lease
+        process.communicate()
+        raise RunFailed(f"run_autograder did not finish within {timeout} s") from None
+    ended = time.time()
+    if not root.results.is_file():
+        raise RunFailed(f"no results.json; stderr:\n{stderr.decode(errors='replace')[-3000:]}")
+    return Graded(root, process.returncode, stdout, stderr, load_valid(root.results), ended)
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+# ---------------------------------------------------------------- the cases
+
+
+@dataclass(frozen=True)
+class Case:
+    """A hostile submission. `build` writes it into the root's submission folder. `base` says what its honest
+    parts earn: "template" (or an unreadable file): exactly the untouched template's score, 0; "reference":
+    at most the reference's score, with every test numbered `all_fail` or `all_fail.*` at 0 (an attack
+    while loading costs the whole component) and at least one test numbered `some_fail.*` at 0 with the
+    first of `messages` in its output (an attack in a method costs the tests that call it); exactly the
+    reference's score when neither is given. `messages` must all appear in what the student is shown;
+    `check` asserts what is particular to the case."""
+
+    id: str
+    build: Callable[[Root], None]
+    base: str
+    messages: tuple[str, ...] = ()
+    all_fail: tuple[str, ...] = ()
+    some_fail: str | None = None
+    root_only: bool = False
+    timeout: float = RUN_TIMEOUT
+    check: Callable[[Graded], None] | None = None
+    marks: tuple[Any, ...] = ()
+
+
+def _raw(content: bytes) -> Callable[[Root], None]:
+    def build(root: Root) -> None:
+        (root.submission / "ps7.ipynb").write_bytes(content)
+
+    return build
+
+
+def _notebook(make: Callable[[], nbformat.NotebookNode]) -> Callable[[Root], None]:
+    def build(root: Root) -> None:
+        root.write(make())
+
+    return build
+
+
+def _attacked_encoder(imports: str = "", class_body: str = "", forward: str = "") -> Callable[[Root], None]:
+    """The reference with code added to its Encoder: in the class body (runs while loading) or at the start
+    of forward (runs in a method)."""
+    return _notebook(lambda: sub.with_reference_encoder(imports=imports, class_body=class_body, forward_prefix=forward))
+
+
+def _nbformat3(root: Root) -> None:
+    (root.submission / "ps7.ipynb").write_text(sub.nbformat3_notebook(), encoding="utf-8")
+
+
+def _symlink(root: Root) -> None:
+    (root.submission / "ps7.ipynb").symlink_to(REPO_ROOT / REFERENCE_NOTEBOOK)
+
+
+def _outputs_50mb(root: Root) -> None:
+    path = root.write(sub.with_outputs(sub.reference(), 50 * 1024**2))
+    assert path.stat().st_size >= 50 * 1024**2
+
+
+def _malformed(root: Root) -> None:
+    notebook = sub.reference()
+    decoder = notebook.cells[sub.code_cell_index(notebook, sub.DECODER_CELL)]
+    decoder.source = decoder.source.replace("class Decoder(nn.Module):", "class Decoder(nn.Module)", 1)
+    for source in sub.MALFORMED_CELLS:
+        sub.add_cell(notebook, source)
+    root.write(notebook)
+
+
+def _check_malformed(graded: Graded) -> None:
+    encoder = graded.numbered(ENCODER)
+    assert encoder and all(test["status"] == "passed" for test in encoder), "the intact Encoder was not graded"
+    assert graded.feedback.count("skipped") >= len(sub.MALFORMED_CELLS) + 1, graded.document["output"]
+
+
+def _loop_once(root: Root) -> None:
+    marker = str(root.drop / "looped")
+    forward = f"if not os.path.exists({marker!r}):\n    open({marker!r}, 'w').close()\n    while True:\n"
+    forward += "        time.sleep(0.05)\n"
+    root.write(sub.with_reference_encoder(imports="import os\nimport time\n", forward_prefix=forward))
+
+
+def _check_loop_once(graded: Graded) -> None:
+    failed = [test for test in graded.numbered(ENCODER) if test["status"] != "passed"]
+    assert len(failed) == 1, f"only the test that hung should fail; a fresh worker runs the others: {failed}"
+
+
+def _write_results(root: Root) -> None:
+    paths = [str(root.results), "/autograder/results/results.json"]
+    root.write(sub.with_encoder(sub.WRITE_RESULTS, paths=paths, forged=sub.FORGED_RESULTS))
+
+
+def _check_write_results(graded: Graded) -> None:
+    assert "WRITE REPORT" in graded.feedback, "the attack did not run"
+    if IS_ROOT:
+        assert "WROTE" not in graded.feedback
+        assert f"BLOCKED {graded.root.results} (PermissionError)" in graded.feedback
+
+
+def _sleeper(root: Root) -> None:
+    marker, results = str(root.drop / "sleeper.log"), str(root.results)
+    root.write(sub.with_encoder(sub.SLEEPER, marker=marker, results=results, forged=sub.FORGED_RESULTS))
+
+
+def _check_sleeper(graded: Graded) -> None:
+    time.sleep(max(0.0, graded.ended + 2 - time.time()))  # a survivor logs every 0.25 s
+    log = graded.root.drop / "sleeper.log"
+    assert "STARTED a sleeper" in graded.printed and log.is_file(), "the sleeper never ran"
+    entries = [line.split() for line in log.read_text().splitlines() if line.strip()]
+    assert entries, "the sleeper never logged"
+    survivors = sorted({int(pid) for pid, _ in entries if alive(int(pid))})
+    assert not survivors, f"the sleeper survived grading: pids {survivors}"
+    assert max(float(when) for _, when in entries) < graded.ended, "the sleeper ran on after run_autograder returned"
+    assert sub.FORGED not in graded.root.results.read_text(encoding="utf-8")
+    load_valid(graded.root.results)
+
+
+def _secrets(cache: Path) -> list[tuple[str, str]]:
+    suites = REPO_ROOT / "autograder" / "suites"
+    prepared = cache / "synthetic"
+    secrets = [
+        ("hidden suite file", sorted(suites.glob("test_*.py"))[0]),
+        ("suites folder", suites),
+        ("prepared test labels", prepared / "tensors" / "stl10_labels.safetensors"),
+        ("raw test_y.bin", prepared / "data" / "stl10" / "stl10_binary" / "test_y.bin"),
+        ("solution source ps7.py", REPO_ROOT / "autograder" / "assignment" / "ps7.py"),
+        ("reference notebook", REPO_ROOT / REFERENCE_NOTEBOOK),
+        ("profile with thresholds", REPO_ROOT / "autograder" / "profiles" / "synthetic.json"),
+    ]
+    for label, path in secrets:
+        assert path.exists(), f"{label}: {path} does not exist, so the case would prove nothing"
+    return [(label, str(path)) for label, path in secrets]
+
+
+def _read_secrets(root: Root) -> None:
+    root.write(sub.with_encoder(sub.READ_SECRETS, secrets=_secrets(root.cache)))
+
+
+def _check_read_secrets(graded: Graded) -> None:
+    assert "READ REPORT" in graded.feedback, "the attack did not run"
+    labels = [label for label, _ in _secrets(graded.root.cache)]
+    leaked = [label for label in labels if f"LEAKED {label}" in graded.feedback]
+    assert not leaked, f"the sandboxed student code could read: {', '.join(leaked)}"
+    for label in labels:
+        assert f"DENIED {label} (PermissionError)" in graded.feedback, label
+
+
+def _check_no_leak(graded: Graded) -> None:
+    assert "LEAKED" not in graded.feedback + graded.printed
+    assert "DENIED" in graded.feedback, "the attack did not run"
+
+
+def _check_patched(graded: Graded) -> None:
+    assert "PATCHED" in graded.printed, "the monkeypatching class body did not run"
+
+
+def _pickle(root: Root) -> None:
+    log = root.drop / "unpickled-by.log"
+    command = f"tr '\\000' ' ' < /proc/$PPID/cmdline >> {log}; echo >> {log}"
+    root.write(sub.with_encoder(sub.PICKLE_PAYLOAD, base="reference", command=command))
+
+
+def _check_pickle(graded: Graded) -> None:
+    log = graded.root.drop / "unpickled-by.log"
+    unpicklers = log.read_text(errors="replace").splitlines() if log.exists() else []
+    assert not [line for line in unpicklers if "--results" in line], f"the grader unpickled it: {unpicklers}"
+
+
+def _fork_bomb(root: Root) -> None:
+    root.write(sub.with_encoder(sub.FORK_BOMB, limit=1000, log=str(root.drop / "children.log")))
+
+
+def _check_fork_bomb(graded: Graded) -> None:
+    assert "FORK-LIMIT" in graded.feedback and "FORK-UNLIMITED" not in graded.feedback
+    log = graded.root.drop / "children.log"
+    children = [int(pid) for pid in log.read_text().split()] if log.exists() else []
+    assert children, "no child was forked"
+    survivors = [pid for pid in children if alive(pid)]
+    assert not survivors, f"{len(survivors)} forked children survived grading"
+
+
+def _check_bomb(graded: Graded) -> None:
+    assert "BOMB" in graded.feedback, "the exception was not reported"
+
+
+FLOOD = """
+for _ in range(100):
+    print("flood " * 175_000)
+while True:
+    os.write(1, b"x" * 2**20)
+    os.write(2, b"y" * 2**20)
+"""
+HOG = "hog = []\nwhile True:\n    hog.append(numpy.zeros(2**28, dtype=numpy.uint8))\n"
+SPIN = "while True:\n    pass\n"
+GARBAGE = b"\xff\xfe\x00PK\x03\x04" + bytes(range(256)) * 256
+
+BASELINES = {
+    "untouched-template": Case("untouched-template", _notebook(sub.template), "template"),
+    "reference": Case("reference", _notebook(sub.reference), "reference"),
+}
+CASES = [
+    Case("empty-file", _raw(b""), "template", ("is empty",)),
+    Case("binary-garbage", _raw(GARBAGE), "template", ("is not a notebook",)),
+    Case("json-not-a-notebook", _raw(b'{"hello": ["world"], "cells_": 3}'), "template", ("not a Jupyter notebook",)),
+    Case("json-nested-too-deeply", _raw(b"[" * 200_000 + b"]" * 200_000), "template", ("nested too deeply",)),
+    Case("nbformat-3", _nbformat3, "template", ("format 3",)),
+    Case("symlink-to-reference", _symlink, "template", ("symbolic link",)),
+    Case("outputs-50mb", _outputs_50mb, "reference"),
+    Case(
+        "malformed-cells",
+        _malformed,
+        "reference",
+        ("cell skipped", "nested too deeply", "too long"),
+        all_fail=("7.1.2",),
+        check=_check_malformed,
+    ),
+    Case("loop-at-load", _attacked_encoder(class_body=SPIN), "reference", ("took longer than",), all_fail=(ENCODER,)),
+    Case(
+        "loop-in-method",
+        _loop_once,
+        "reference",
+        ("did not finish within",),
+        some_fail=ENCODER,
+        timeout=LOOP_RUN_TIMEOUT,
+        check=_check_loop_once,
+    ),
+    Case(
+        "sys-exit-at-load",
+        _attacked_encoder("import sys\n", class_body="sys.exit(0)\n"),
+        "reference",
+        ("sys.exit(0)",),
+        all_fail=(ENCODER,),
+    ),
+    Case(
+        "os-exit-at-load",
+        _attacked_encoder("import os\n", class_body="os._exit(0)\n"),
+        "reference",
+        ("stopped the process",),
+        all_fail=(ENCODER,),
+    ),
+    Case(
+        "sys-exit-in-method",
+        _attacked_encoder("import sys\n", forward="sys.exit(3)\n"),
+        "reference",
+        ("sys.exit(3)",),
+        some_fail=ENCODER,
+    ),
+    Case(
+        "os-exit-in-method",
+        _attacked_encoder("import os\n", forward="os._exit(0)\n"),
+        "reference",
+        ("died",),
+        some_fail=ENCODER,
+    ),
+    Case(
+        "segfault",
+        _attacked_encoder("import ctypes\n", forward="ctypes.string_at(0)\n"),
+        "reference",
+        ("died", "SIGSEGV"),
+        some_fail=ENCODER,
+    ),
+    Case(
+        "memory-hog", _attacked_encoder("import numpy\n", forward=HOG), "reference", ("MemoryError",), some_fail=ENCODER
+    ),
+    Case(
+        "output-flood",
+        _attacked_encoder("import os\n", forward=FLOOD),
+        "reference",
+        ("died", "of output"),
+        some_fail=ENCODER,
+    ),
+    Case("write-results", _write_results, "template", check=_check_write_results),
+    Case("sleeper-outlives-grading", _sleeper, "template", root_only=True, check=_check_sleeper),
+    Case("read-secrets", _read_secrets, "template", root_only=True, check=_check_read_secrets),
+    Case(
+        "reference-internals",
+        _notebook(lambda: sub.with_encoder(sub.REFERENCE_INTERNALS)),
+        "template",
+        root_only=True,
+        check=_check_no_leak,
+    ),
+    Case(
+        "standard-parts-internals",
+        _notebook(lambda: sub.with_encoder(sub.STANDARD_PARTS)),
+        "template",
+    ),
+    Case(
+        "forged-observations",
+        _notebook(lambda: sub.with_encoder(sub.FORGED_OBSERVATIONS)),
+        "template",
+    ),
+    Case(
+        "monkeypatch-comparisons",
+        _notebook(lambda: sub.with_encoder(sub.MONKEYPATCH)),
+        "template",
+        check=_check_patched,
+    ),
+    Case("pickle-payload", _pickle, "reference", ("should return a tensor",), some_fail=ENCODER, check=_check_pickle),
+    Case("fork-bomb", _fork_bomb, "template", root_only=True, check=_check_fork_bomb),
+    Case("message-bomb", _notebook(lambda: sub.with_encoder(sub.MESSAGE_BOMB)), "template", check=_check_bomb),
+]
+
+
+# ---------------------------------------------------------------- grading the corpus
+
+
+@dataclass
+class Outcome:
+    graded: Graded | None = None
+    error: BaseException | None = None
+
+    def get(self) -> Graded:
+        if self.error is not None:
+            raise self.error
+        assert self.graded is not None
+        return self.graded
+
+
+def _grade(case: Case, cache: Path, roots: list[Root]) -> Outcome:
+    try:
+        root = Root.make(cache, case.id)
+        roots.append(root)
+        case.build(root)
+        return Outcome(graded=run_autograder(root, case.timeout))
+    except BaseException as error:  # noqa: BLE001 - reported by the case's own test
+        return Outcome(error=error)
+
+
+@pytest.fixture(scope="session")
+def corpus(request: pytest.FixtureRequest, synthetic_cache: Path) -> Iterator[dict[str, Outcome]]:
+    """Every selected case and both baselines, graded a few at a time, longest first."""
+    selected = {
+        item.callspec.params["case"].id
+        for item in request.session.items
+        if hasattr(item, "callspec") and isinstance(item.callspec.params.get("case"), Case)
+    }
+    wanted = [*BASELINES.values(), *(case for case in CASES if case.id in selected)]
+    wanted = [case for case in wanted if IS_ROOT or not case.root_only]
+    wanted.sort(key=lambda case: -case.timeout)
+    roots: list[Root] = []
+    try:
+        with ThreadPoolExecutor(max_workers=PARALLEL_GRADES) as pool:
+            futures = {case.id: pool.submit(_grade, case, synthetic_cache, roots) for case in wanted}
+            yield {name: future.result() for name, future in futures.items()}
+    finally:
+        for root in roots:
+            shutil.rmtree(root.path, ignore_errors=True)
+
+
+def test_reference_scores_full(corpus: dict[str, Outcome]):
+    reference = corpus["reference"].get()
+    assert reference.returncode == 0 and reference.tests, reference.summary()
+    failed = [test for test in reference.tests if test["status"] != "passed"]
+    assert not failed and reference.score == pytest.approx(sum(t["max_score"] for t in reference.tests)), (
+        reference.summary()
+    )
+
+
+def test_untouched_template_scores_zero_with_every_test_listed(corpus: dict[str, Outcome]):
+    template, reference = corpus["untouched-template"].get(), corpus["reference"].get()
+    assert template.returncode == 0 and template.score == 0, template.summary()
+    assert template.listing() == reference.listing()
+    for test in template.tests:
+        assert test["status"] == "failed" and test["score"] == 0 and test.get("output", "").strip(), test
+
+
+def _params() -> list[Any]:
+    root_only = pytest.mark.skipif(not IS_ROOT, reason=NOT_ROOT_REASON)
+    return [
+        pytest.param(case, id=case.id, marks=[*case.marks, *([root_only] if case.root_only else [])]) for case in CASES
+    ]
+
+
+@pytest.mark.parametrize("case", _params())
+def test_hostile_submission(case: Case, corpus: dict[str, Outcome]):
+    graded = corpus[case.id].get()
+    template, reference = corpus["untouched-template"].get(), corpus["reference"].get()
+
+    assert graded.returncode == 0, graded.stderr.decode(errors="replace")[-3000:]
+    assert graded.root.results.stat().st_size <= MAX_RESULTS_BYTES, "results.json is not bounded"
+    assert len(graded.stdout) <= MAX_STDOUT_BYTES, "run_autograder's output is not bounded"
+    assert sub.FORGED not in graded.root.results.read_text(encoding="utf-8"), "results.json was forged"
+    assert graded.listing() == reference.listing(), "every submission must show the same test list"
+    for message in case.messages:
+        assert message in graded.feedback, f"expected {message!r} in the feedback:\n{graded.summary()}"
+
+    if case.base == "template":
+        assert graded.score == template.score == 0, graded.summary()
+    else:
+        assert graded.score <= reference.score, graded.summary()
+        for number in case.all_fail:
+            tests = graded.numbered(number)
+            assert tests and all(test["score"] == 0 for test in tests), graded.summary()
+        if case.some_fail is not None:
+            failed = [test for test in graded.numbered(case.some_fail) if test["score"] == 0]
+            assert any(case.messages[0] in test.get("output", "") for test in failed), graded.summary()
+        if case.all_fail or case.some_fail:
+            assert graded.score < reference.score, graded.summary()
+        else:
+            assert graded.score == reference.score, graded.summary()
+    if case.check is not None:
+        case.check(graded)
+
+
+def test_builders_find_the_cells_they_patch():
+    """The builders patch cells by their first lines: they fail clearly when the notebooks change shape."""
+    for notebook in (sub.template(), sub.reference()):
+        sub.code_cell_index(notebook, sub.ENCODER_CELL)
+        sub.code_cell_index(notebook, sub.DECODER_CELL)
+    assert "while True" in sub.reference_encoder(forward_prefix=SPIN)
+    assert json.loads(sub.FORGED_RESULTS)["score"] == 10
+    assert len(CASES) >= 22 and len({case.id for case in CASES}) == len(CASES)
