@@ -1,35 +1,134 @@
-"""7.1.3 train_ae (hidden): the student's `train_ae` trains the reference autoencoder like the reference does."""
+"""7.1.3 train_ae (1 point): the student's `train_ae` trains the standard autoencoder (never the student's own,
+so that 7.1.1/7.1.2 bugs cost nothing here). Public: the return contract. Hidden: one epoch gives the
+reference's losses and weights; on the profile's budget the encoder it trains reaches the Method I threshold."""
 
 import math
 
 import pytest
+import torch
 
-LOSS_TOLERANCE = 1e-4
+from autograder.worker.protocol import Observation
+
+LOSS_TOLERANCE = 1e-4  # relative
 WEIGHT_TOLERANCE = 1e-5
+GRADIENT_TOLERANCE = 1e-3  # relative distance between the gradient at a step and the expected one
+TRAINING_TIMEOUT = 900.0
 
 pytestmark = pytest.mark.tags("7.1", "autoencoder")
 
 
-@pytest.mark.points(1.0)
-@pytest.mark.visibility("after_due_date")
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=LOSS_TOLERANCE)
+
+
+@pytest.mark.points(0.3)
 @pytest.mark.number("7.1.3.1")
-def test_train_ae_matches_the_reference(observe, reference):
-    """7.1.3 train_ae: one epoch gives the reference's losses and weights"""
-    student = observe("train_ae_one_epoch")
-    expected_run = reference("train_ae_one_epoch")
+def test_train_ae_contract(observe):
+    """7.1.3 train_ae: returns (model, loss_traj): the model it trained and one mean loss per epoch"""
+    run = observe("train_ae_contract", epochs=2).data
+    assert run["same_model"], "expected train_ae to return the model it was given (trained in place) as its first value"
+    losses = run["loss_traj"]
+    assert len(losses) == 2, (
+        f"expected loss_traj to hold one mean loss per epoch: 2 values after epochs=2; observed {len(losses)} "
+        "(does the epoch loop run `epochs` times and append once per epoch?)"
+    )
+    assert all(math.isfinite(loss) and loss > 0 for loss in losses), (
+        f"expected positive, finite mean losses; observed {losses}"
+    )
+    assert run["change"] > 0, (
+        "expected training to change the model's weights; after 2 epochs they had not changed at all (is "
+        "optimizer.step() called after loss.backward()?)"
+    )
+
+
+def _likely_cause(run: dict) -> str:
+    """Name the bug from what the probe saw of each minibatch and optimiser step, when a known pattern fits."""
+    batches, steps, losses = run["batches"], run["steps"], run["loss_traj"]
+    if not steps:
+        return " Likely cause: optimizer.step() is never called, so the weights never change."
+    if len(steps) != len(batches):
+        return f" Likely cause: expected one optimizer.step() per minibatch ({len(batches)}); observed {len(steps)}."
+    if not steps[0]["has_gradient"]:
+        return (
+            " Likely cause: there was no gradient at optimizer.step(): call optimizer.zero_grad() before "
+            "loss.backward(), and optimizer.step() after it."
+        )
+    mse = [batch["mse"] for batch in batches]
+    l1 = [batch["l1"] for batch in batches]
+    if steps[0]["fresh_error"] > GRADIENT_TOLERANCE:
+        if losses and _close(losses[0], sum(l1) / len(l1)):
+            return " Likely cause: the loss is the L1 (absolute) error; use the mean squared error (F.mse_loss)."
+        return (
+            " Likely cause: the gradient at the first step is not that of the mean squared error between the "
+            f"reconstruction and the input (it is about {steps[0]['scale']:.3g} times it; a sum instead of a mean?)."
+        )
+    if any(step["fresh_error"] > GRADIENT_TOLERANCE >= step["accumulated_error"] for step in steps[1:]):
+        return (
+            " Likely cause: gradients accumulate from one minibatch to the next: call optimizer.zero_grad() "
+            "before loss.backward()."
+        )
+    if losses and len(mse) > 1 and _close(losses[0], sum(mse)):
+        return (
+            " Likely cause: loss_traj holds the sum of the minibatch losses; divide it by the number of "
+            "minibatches (len(dataloader))."
+        )
+    if losses and len(mse) > 1 and _close(losses[0], mse[-1]):
+        return " Likely cause: loss_traj holds the last minibatch's loss instead of the epoch's mean."
+    return ""
+
+
+@pytest.mark.points(0.5)
+@pytest.mark.visibility("after_due_date")
+@pytest.mark.number("7.1.3.2")
+def test_train_ae_matches_the_reference(observe, reference, run_seed):
+    """7.1.3 train_ae: one epoch from a fixed initialisation gives the reference's losses and weights"""
+    student = observe("train_ae_one_epoch", seed=run_seed)
+    expected_run = reference("train_ae_one_epoch", seed=run_seed)
     expected, observed = expected_run.data["loss_traj"], student.data["loss_traj"]
+    cause = _likely_cause(student.data)
     assert len(observed) == len(expected), (
         f"expected loss_traj to hold one mean loss per epoch ({len(expected)} for 1 epoch); observed "
-        f"{len(observed)} values"
+        f"{len(observed)} values.{cause}"
     )
-    assert all(math.isclose(a, b, rel_tol=LOSS_TOLERANCE) for a, b in zip(observed, expected, strict=True)), (
-        f"expected the mean MSE loss of the epoch to be {expected[0]:.6f}; observed {observed[0]:.6f} "
-        "(is the loss the MSE between the reconstruction and the input, averaged over the batches?)"
+    hint = cause or " Is the loss the MSE between the reconstruction and the input, averaged over the minibatches?"
+    assert _close(observed[0], expected[0]), (
+        f"expected the epoch's mean MSE loss to be {expected[0]:.6f}; observed {observed[0]:.6f}.{hint}"
     )
-    worst = max(
+    worst, name = max(
         (float((student.tensors[name] - tensor).abs().max()), name) for name, tensor in expected_run.tensors.items()
     )
-    assert worst[0] <= WEIGHT_TOLERANCE, (
-        f"expected the trained weights to match the reference; `{worst[1].removeprefix('weights.')}` differs "
-        f"by up to {worst[0]:.3g} (one optimizer step per minibatch, after zero_grad and backward?)"
+    assert worst <= WEIGHT_TOLERANCE, (
+        f"expected the trained weights to match the reference's; `{name.removeprefix('weights.')}` differs by up "
+        f"to {worst:.3g}.{cause or ' Expected for each minibatch: zero_grad, forward, MSE loss, backward, step.'}"
+    )
+
+
+@pytest.fixture(scope="session")
+def method1_run(worker, profile) -> Observation:
+    """The standard autoencoder trained by the student's train_ae on the profile's budget, once per grading run."""
+    return worker.call(
+        "method1_features", timeout=TRAINING_TIMEOUT, epochs=profile.budgets.ae_epochs, seed=profile.seed
+    )
+
+
+@pytest.mark.training
+@pytest.mark.timeout(TRAINING_TIMEOUT + 60)
+@pytest.mark.points(0.2)
+@pytest.mark.visibility("after_due_date")
+@pytest.mark.number("7.1.3.3")
+def test_train_ae_learns_useful_features(method1_run, profile, probe_accuracy, figures):
+    """7.1.3 train_ae: the encoder it trains reaches the Method I accuracy threshold"""
+    if not method1_run.ok:
+        pytest.fail(f"training the autoencoder with your train_ae failed: {method1_run.message}", pytrace=False)
+    losses = method1_run.data["losses"]
+    figures.add_curve("7.1.3 autoencoder reconstruction loss per epoch (your train_ae)", losses)
+    originals, reconstructions = method1_run.tensors["originals"], method1_run.tensors["reconstructions"]
+    shown = torch.cat([originals.float() / 255, reconstructions.float()])
+    figures.add_images("7.1.3 test images (top) and their reconstructions (bottom), your train_ae", shown)
+    accuracy = probe_accuracy(method1_run)
+    threshold = profile.thresholds.method1
+    assert accuracy >= threshold, (
+        f"expected a linear probe on the encoder of the autoencoder trained by your train_ae "
+        f"({profile.budgets.ae_epochs} epochs) to reach a test accuracy of at least {threshold:.2f}; observed "
+        f"{accuracy:.3f}. The reconstruction loss per epoch was: {', '.join(f'{loss:.4f}' for loss in losses)}."
     )

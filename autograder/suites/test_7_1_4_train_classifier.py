@@ -1,0 +1,226 @@
+"""7.1.4 train_classifier and the method cells (1 point): the student's `train_classifier` trains a linear
+classifier on the standard encoder (never the student's own). Public: the return contract and what each flag
+trains. Hidden: one epoch gives the reference's weights for each flag; Method II reaches its threshold;
+Method III stays below Method I; the three method cells pass supervised False, True, False (read from the
+notebook's source, never executed)."""
+
+import math
+import re
+
+import pytest
+
+from autograder.ingest.static import keyword_arguments_of_calls
+from autograder.training.probe import accuracy
+from autograder.worker.protocol import Observation, encode_tensors
+
+LOSS_TOLERANCE = 1e-4  # relative
+WEIGHT_TOLERANCE = 1e-5
+TRAINING_TIMEOUT = 900.0
+METHODS = {1: ("Method I", False), 2: ("Method II", True), 3: ("Method III", False)}
+PURPOSE = {
+    1: "a linear probe on the frozen autoencoder encoder",
+    2: "a new encoder trained together with the classifier",
+    3: "a linear probe on a frozen random encoder",
+}
+
+# A classifier fed the features of a whole batch as one row: `features.flatten()` instead of one row per image.
+WRONG_FLATTEN = re.compile(r"mat1 and mat2 shapes cannot be multiplied \(1x\d+ and 384x10\)")
+
+pytestmark = pytest.mark.tags("7.1", "autoencoder")
+
+
+def _one_epoch(worker, **args) -> Observation:
+    """`train_classifier_one_epoch` on the student's code; a failure names the flattening bug when it fits."""
+    run = worker.call("train_classifier_one_epoch", **args)
+    if not run.ok:
+        hint = ""
+        if WRONG_FLATTEN.search(run.message):
+            hint = (
+                "\nLikely cause: the features are flattened wrong: the classifier needs one row of 24·4·4 = 384 "
+                "features per image, features.flatten(start_dim=1), not one row for the whole batch."
+            )
+        pytest.fail(run.message + hint, pytrace=False)
+    return run
+
+
+@pytest.mark.points(0.2)
+@pytest.mark.number("7.1.4.1")
+def test_train_classifier_contract(worker):
+    """7.1.4 train_classifier: returns (cls, loss_traj); supervised=False trains the classifier only, True both"""
+    for supervised in (False, True):
+        run = _one_epoch(worker, supervised=supervised, images=16, batch_size=8, epochs=2).data
+        call = f"train_classifier(..., epochs=2, supervised={supervised})"
+        assert run["same_classifier"], f"expected {call} to return the classifier it was given as its first value"
+        losses = run["loss_traj"]
+        assert len(losses) == 2, f"expected {call} to return one mean loss per epoch (2 values); observed {len(losses)}"
+        assert all(math.isfinite(loss) and loss > 0 for loss in losses), (
+            f"expected positive, finite mean losses from {call}; observed {losses}"
+        )
+        assert run["classifier_change"] > 0, (
+            f"expected {call} to train the classifier; its weights did not change (are cls's parameters given to "
+            "the optimizer, and optimizer.step() called?)"
+        )
+        if supervised:
+            assert run["encoder_change"] > 0, (
+                f"expected {call} to train the encoder together with the classifier; the encoder's weights did not "
+                "change (with supervised=True its parameters go to the optimizer too, and its features keep "
+                "their gradient)"
+            )
+        else:
+            assert run["encoder_change"] == 0, (
+                f"expected {call} to leave the encoder frozen; its weights changed by up to "
+                f"{run['encoder_change']:.3g} (with supervised=False only cls's parameters are optimised)"
+            )
+
+
+def _compare_with_reference(worker, reference, supervised: bool, seed: int) -> None:
+    student = _one_epoch(worker, supervised=supervised, seed=seed)
+    expected_run = reference("train_classifier_one_epoch", supervised=supervised, seed=seed)
+    call = f"train_classifier(..., supervised={supervised})"
+    data = student.data
+    if supervised:
+        assert data["encoder_change"] > 0, (
+            f"expected {call} to train the encoder as well; its weights did not change (the encoder is never "
+            "trained with supervised=True: give its parameters to the optimizer, and keep its gradient)"
+        )
+    else:
+        assert data["encoder_change"] == 0, (
+            f"expected {call} to leave the encoder frozen; its weights changed by up to {data['encoder_change']:.3g} "
+            "(encoder not frozen: only cls's parameters may be optimised; are the flags swapped?)"
+        )
+    assert data["classifier_change"] > 0, f"expected {call} to train the classifier; its weights did not change"
+    expected, observed = expected_run.data["loss_traj"], data["loss_traj"]
+    assert len(observed) == len(expected) and math.isclose(observed[0], expected[0], rel_tol=LOSS_TOLERANCE), (
+        f"expected loss_traj {[round(loss, 6) for loss in expected]} after one epoch of {call}; observed "
+        f"{[round(loss, 6) for loss in observed]} (the mean cross-entropy of cls(features flattened per image) "
+        "against the labels, averaged over the minibatches)"
+    )
+    worst, name = max(
+        (float((student.tensors[name] - tensor).abs().max()), name) for name, tensor in expected_run.tensors.items()
+    )
+    assert worst <= WEIGHT_TOLERANCE, (
+        f"expected the weights after one epoch of {call} to match the reference's; `{name}` differs by up to "
+        f"{worst:.3g} (expected Adam with lr=1e-3 and weight_decay=1e-4, and for each minibatch: zero_grad, "
+        "cross-entropy, backward, step)"
+    )
+
+
+@pytest.mark.points(0.2)
+@pytest.mark.visibility("after_due_date")
+@pytest.mark.number("7.1.4.2")
+def test_train_classifier_frozen_matches_the_reference(worker, reference, run_seed):
+    """7.1.4 train_classifier: with supervised=False, one epoch gives the reference's classifier, encoder unchanged"""
+    _compare_with_reference(worker, reference, False, run_seed)
+
+
+@pytest.mark.points(0.2)
+@pytest.mark.visibility("after_due_date")
+@pytest.mark.number("7.1.4.3")
+def test_train_classifier_supervised_matches_the_reference(worker, reference, run_seed):
+    """7.1.4 train_classifier: with supervised=True, one epoch gives the reference's encoder and classifier"""
+    _compare_with_reference(worker, reference, True, run_seed)
+
+
+@pytest.fixture(scope="session")
+def labels_argument(train_labels) -> str:
+    return encode_tensors({"labels": train_labels})
+
+
+@pytest.fixture(scope="session")
+def method2_run(worker, profile, labels_argument) -> Observation:
+    """Method II with the student's train_classifier on the profile's budget, once per grading run."""
+    epochs, seed = profile.budgets.probe_epochs, profile.seed
+    return worker.call("method2_logits", timeout=TRAINING_TIMEOUT, labels=labels_argument, epochs=epochs, seed=seed)
+
+
+@pytest.fixture(scope="session")
+def method3_run(worker, profile, labels_argument) -> Observation:
+    """Method III with the student's train_classifier on the profile's budget, once per grading run."""
+    epochs, seed = profile.budgets.probe_epochs, profile.seed
+    return worker.call("method3_logits", timeout=TRAINING_TIMEOUT, labels=labels_argument, epochs=epochs, seed=seed)
+
+
+def _accuracy(run: Observation, method: str, test_labels, figures) -> float:
+    """Test accuracy of the logits a training run returned (labels stay here), after drawing its loss curve."""
+    if not run.ok:
+        pytest.fail(f"training {method} with your train_classifier failed: {run.message}", pytrace=False)
+    figures.add_curve(f"7.1.4 {method} classifier loss per epoch (your train_classifier)", run.data["losses"])
+    logits = run.tensors["test"]
+    assert tuple(logits.shape) == (len(test_labels), 10), (
+        f"expected logits of shape ({len(test_labels)}, 10) for the test images; observed {tuple(logits.shape)}"
+    )
+    return accuracy(logits, test_labels)
+
+
+@pytest.mark.training
+@pytest.mark.timeout(TRAINING_TIMEOUT + 60)
+@pytest.mark.points(0.15)
+@pytest.mark.visibility("after_due_date")
+@pytest.mark.number("7.1.4.4")
+def test_method2_reaches_its_threshold(method2_run, profile, test_labels, figures):
+    """7.1.4 train_classifier: Method II (encoder trained with the classifier) reaches its accuracy threshold"""
+    observed, threshold = _accuracy(method2_run, "Method II", test_labels, figures), profile.thresholds.method2
+    losses = ", ".join(f"{loss:.3f}" for loss in method2_run.data["losses"][-3:])
+    assert observed >= threshold, (
+        f"expected an encoder and classifier trained together by train_classifier(..., supervised=True) "
+        f"({profile.budgets.probe_epochs} epochs) to reach a test accuracy of at least {threshold:.2f}; observed "
+        f"{observed:.3f} (last losses: {losses}). Is the encoder trained too when supervised=True?"
+    )
+
+
+@pytest.mark.training
+@pytest.mark.timeout(TRAINING_TIMEOUT + 60)
+@pytest.mark.points(0.1)
+@pytest.mark.visibility("after_due_date")
+@pytest.mark.number("7.1.4.5")
+def test_method3_stays_below_method1(method3_run, profile, test_labels, figures):
+    """7.1.4 train_classifier: Method III (frozen random encoder) stays below Method I"""
+    observed, method1 = _accuracy(method3_run, "Method III", test_labels, figures), profile.thresholds.method1
+    change = method3_run.data["encoder_change"]
+    assert change == 0, (
+        f"expected the random encoder to stay frozen in train_classifier(..., supervised=False); its weights changed "
+        f"by up to {change:.3g} (encoder not frozen)"
+    )
+    if profile.thresholds.method3_below_method1:
+        assert observed < method1, (
+            f"expected a classifier on a frozen random encoder (Method III) to stay below Method I, which reaches at "
+            f"least {method1:.2f} with a correctly trained autoencoder; observed {observed:.3f}"
+        )
+
+
+def _method_calls(submission) -> dict[int, tuple[int, object]]:
+    """The `train_classifier` call of each method cell: by the `method{k}_` names its cell assigns when that is
+    unambiguous, else the first three calls in notebook order (the order of the problem statement)."""
+    calls = keyword_arguments_of_calls(submission, "train_classifier", "supervised", position=4)
+    found: dict[int, list[tuple[int, object]]] = {}
+    for cell, value in calls:
+        marks = {k for k in METHODS if re.search(rf"\bmethod{k}_", submission.cell_sources[cell - 1])}
+        if len(marks) == 1:
+            found.setdefault(marks.pop(), []).append((cell, value))
+    if all(len(found.get(k, [])) == 1 for k in METHODS):
+        return {k: found[k][0] for k in METHODS}
+    return dict(zip(METHODS, calls, strict=False))
+
+
+@pytest.mark.points(0.15)
+@pytest.mark.visibility("after_due_date")
+@pytest.mark.number("7.1.4.6")
+def test_method_cells_pass_the_right_flags(submission, credit):
+    """7.1.4 method cells: Methods I, II, III call train_classifier with supervised False, True, False"""
+    calls = _method_calls(submission)
+    problems = []
+    for k, (label, wanted) in METHODS.items():
+        if k not in calls:
+            problems.append(f"{label}: expected a call train_classifier(..., supervised={wanted}); none was found")
+            continue
+        cell, value = calls[k]
+        if value is Ellipsis:
+            problems.append(f"{label} (cell {cell}): `supervised=...` is still a placeholder; write True or False")
+        elif not isinstance(value, bool):
+            problems.append(f"{label} (cell {cell}): supervised should be a literal True or False; observed {value!r}")
+        elif value is not wanted:
+            problems.append(f"{label} (cell {cell}) is {PURPOSE[k]}: expected supervised={wanted}; observed {value}")
+    credit.award((len(METHODS) - len(problems)) / len(METHODS))
+    swapped = all(calls.get(k, (0, None))[1] is (not wanted) for k, (_, wanted) in METHODS.items())
+    hint = " The flags are swapped." if swapped else ""
+    assert not problems, "; ".join(problems) + "." + hint

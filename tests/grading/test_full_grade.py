@@ -1,0 +1,43 @@
+"""The whole product on its two fixed points: the reference scores 10/10 and the untouched template 0/10,
+with the same list of tests, on the default (synthetic) profile with every test, training included."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
+from autograder.grading import grade
+from autograder.grading.grade import TOTAL_POINTS
+from tests.corpus.harness import COMPONENT_POINTS, explain, scores_by_component
+
+# One process runs the module, so its module-scoped worker or grades are made once under pytest-xdist.
+pytestmark = pytest.mark.xdist_group("full-grade")
+
+
+@pytest.fixture(scope="module")
+def documents(synthetic_cache, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("full")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PS7_CACHE", str(synthetic_cache))
+        for name, notebook in (("reference", REFERENCE_NOTEBOOK), ("template", TEMPLATE_NOTEBOOK)):
+            grade(REPO_ROOT / notebook, folder / f"{name}.json", suite="all")
+    return {name: json.loads((folder / f"{name}.json").read_text()) for name in ("reference", "template")}
+
+
+def test_the_reference_scores_full_marks(documents):
+    reference = documents["reference"]
+    assert reference["score"] == TOTAL_POINTS, explain(reference)
+    assert {component: points for component, (_, points) in scores_by_component(reference).items()} == (
+        COMPONENT_POINTS
+    )
+
+
+def test_the_template_scores_zero_with_the_same_tests(documents):
+    template, reference = documents["template"], documents["reference"]
+    assert template["score"] == 0
+    assert [(t["number"], t["name"], t["max_score"]) for t in template["tests"]] == [
+        (t["number"], t["name"], t["max_score"]) for t in reference["tests"]
+    ]
+    assert all(test["output"] for test in template["tests"])  # every failure says why
