@@ -26,6 +26,9 @@ from tests.corpus.mutants_7_2 import MUTANTS as MUTANTS_7_2
 from tests.corpus.mutants_7_2 import VARIANTS as VARIANTS_7_2
 
 MUTANTS = [*MUTANTS_7_1, *MUTANTS_7_2]
+
+# A grade per entry, two for those that train: minutes each on a busy machine.
+pytestmark = pytest.mark.timeout(1800)
 VARIANTS = [*VARIANTS_7_1, *VARIANTS_7_2]
 
 

@@ -13,7 +13,8 @@ from autograder.grading.grade import TOTAL_POINTS
 from tests.corpus.harness import COMPONENT_POINTS, explain, scores_by_component
 
 # One process runs the module, so its module-scoped worker or grades are made once under pytest-xdist.
-pytestmark = pytest.mark.xdist_group("full-grade")
+# A full grade trains three models: minutes, more on a busy machine (the fixture counts toward the first test).
+pytestmark = [pytest.mark.xdist_group("full-grade"), pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module")
