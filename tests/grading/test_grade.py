@@ -18,9 +18,10 @@ def _entries(path):
 
 
 def test_reference_scores_full_and_template_zero_with_the_same_tests(synthetic, tmp_path):
+    """Without the training tests: the complete grade, training included, is tests/grading/test_full_grade.py."""
     reference_file, template_file = tmp_path / "reference.json", tmp_path / "template.json"
-    reference = grade(REPO_ROOT / REFERENCE_NOTEBOOK, reference_file, suite="all")
-    template = grade(REPO_ROOT / TEMPLATE_NOTEBOOK, template_file, suite="all")
+    reference = grade(REPO_ROOT / REFERENCE_NOTEBOOK, reference_file, suite="all", training=False)
+    template = grade(REPO_ROOT / TEMPLATE_NOTEBOOK, template_file, suite="all", training=False)
     assert reference.total_score == reference.max_score > 0, [t.output for t in reference.tests]
     assert template.total_score == 0
     assert _entries(reference_file) == _entries(template_file)
