@@ -99,7 +99,7 @@ def run_from_zip(root: Path, notebook: Path, cache: Path) -> dict:
     }
     environment.pop("AUTOGRADER_PROFILE", None)
     done = subprocess.run(
-        [str(root / "run_autograder")], env=environment, capture_output=True, text=True, timeout=300, check=False
+        [str(root / "run_autograder")], env=environment, capture_output=True, text=True, timeout=900, check=False
     )
     assert done.returncode == 0, done.stderr
     return load_valid(root / "results" / "results.json")
