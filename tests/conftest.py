@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,10 @@ def synthetic_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache folder holding the prepared synthetic profile; `PS7_TEST_CACHE` reuses one across runs."""
     if os.environ.get("PS7_TEST_CACHE"):
         root = Path(os.environ["PS7_TEST_CACHE"])
-    elif os.environ.get("PYTEST_XDIST_WORKER"):
-        root = tmp_path_factory.getbasetemp().parent / "ps7-cache"  # common to all workers of this run
+    elif os.environ.get("PYTEST_XDIST_TESTRUNUID"):
+        # Common to all workers of this run, and outside pytest's own temporary folder, whose permissions any
+        # pytest session starting on the machine resets to owner-only: the sandbox user must reach the cache.
+        root = Path(tempfile.gettempdir()) / f"ps7-test-cache-{os.environ['PYTEST_XDIST_TESTRUNUID']}"
     else:
         root = tmp_path_factory.mktemp("ps7-cache")
     root.mkdir(parents=True, exist_ok=True)
