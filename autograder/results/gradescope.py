@@ -26,7 +26,7 @@ OUTPUT_FORMATS = ("text", "html", "simple_format", "md", "ansi")
 TEST_OUTPUT_LIMIT = 8192
 TOP_OUTPUT_LIMIT = 65536
 NAME_LIMIT = 500
-_SCORE_DIGITS = 6
+SCORE_DIGITS = 6
 _EXTRA_DEPTH = 20
 
 # Plain text everywhere: student-controlled strings must never be rendered as HTML or Markdown.
@@ -126,12 +126,12 @@ class Results:
         """The score Gradescope will record: explicit, else the sum of the (cleaned) test scores."""
         if self.score is not None:
             return _clean_score(self.score)
-        return round(sum(test.to_dict()["score"] for test in self.tests), _SCORE_DIGITS)
+        return round(sum(test.to_dict()["score"] for test in self.tests), SCORE_DIGITS)
 
     @property
     def max_score(self) -> float:
         """The sum of the tests' max scores (not part of Gradescope's format; for reports)."""
-        return round(sum(_clean_score(test.max_score) for test in self.tests), _SCORE_DIGITS)
+        return round(sum(_clean_score(test.max_score) for test in self.tests), SCORE_DIGITS)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object to write: always valid in Gradescope's schema, whatever the text fields hold."""
@@ -139,7 +139,7 @@ class Results:
         score = (
             _clean_score(self.score)
             if self.score is not None
-            else round(sum(test["score"] for test in tests), _SCORE_DIGITS)
+            else round(sum(test["score"] for test in tests), SCORE_DIGITS)
         )
         document: dict[str, Any] = {
             "score": score,
@@ -310,7 +310,7 @@ def _clean_score(value: object, max_score: float | None = None) -> float:
         return 0.0
     if max_score is not None:
         number = min(number, max_score)
-    return round(number, _SCORE_DIGITS)
+    return round(number, SCORE_DIGITS)
 
 
 def _jsonable(value: Any, depth: int) -> Any:

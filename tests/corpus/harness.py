@@ -16,6 +16,7 @@ import nbformat
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
 from autograder.grading import grade
+from autograder.results.gradescope import SCORE_DIGITS
 
 # DESIGN.md section 1.
 COMPONENT_POINTS = {
@@ -84,7 +85,11 @@ def scores_by_component(document: dict) -> dict[str, tuple[float, float]]:
         entry = totals.setdefault(component_of(test["number"]), [0.0, 0.0])
         entry[0] += test["score"]
         entry[1] += test["max_score"]
-    return {component: (score, maximum) for component, (score, maximum) in totals.items()}
+    # Rounded as the results file rounds its total: 0.1 + 0.2 + ... of test weights is not exactly 1.0.
+    return {
+        component: (round(score, SCORE_DIGITS), round(maximum, SCORE_DIGITS))
+        for component, (score, maximum) in totals.items()
+    }
 
 
 def failed_numbers(document: dict) -> set[str]:
