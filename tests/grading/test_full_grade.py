@@ -12,9 +12,9 @@ from autograder.grading import grade
 from autograder.grading.grade import TOTAL_POINTS
 from tests.corpus.harness import COMPONENT_POINTS, explain, scores_by_component
 
-# One process runs the module, so its module-scoped worker or grades are made once under pytest-xdist.
+# `make test` gives each test process whole files, so the module-scoped grades are made once.
 # A full grade trains three models: minutes, more on a busy machine (the fixture counts toward the first test).
-pytestmark = [pytest.mark.xdist_group("full-grade"), pytest.mark.timeout(3600)]
+pytestmark = pytest.mark.timeout(3600)
 
 
 @pytest.fixture(scope="module")

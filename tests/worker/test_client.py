@@ -59,8 +59,6 @@ HOSTILE_CELLS = [
     "class Autoencoder(nn.Module):\n    pass",
 ]
 
-# One process runs the module, so its module-scoped worker or grades are made once under pytest-xdist.
-pytestmark = pytest.mark.xdist_group("client-worker")
 
 
 @pytest.fixture(scope="module")
