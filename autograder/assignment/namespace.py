@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import os
 import types
-from contextlib import contextmanager
+from unittest.mock import patch
 
 from autograder.assignment.source import assignment_code
-
-
-@contextmanager
-def _profile_environment(profile: str):
-    previous = os.environ.get("PS7_PROFILE")
-    os.environ["PS7_PROFILE"] = profile
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["PS7_PROFILE"]
-        else:
-            os.environ["PS7_PROFILE"] = previous
 
 
 def reference_namespace(profile: str) -> types.ModuleType:
     """Provided code and reference solutions, defined as the notebook defines them under `PS7_PROFILE`."""
     module = types.ModuleType("ps7_reference")
-    with _profile_environment(profile):
+    with patch.dict(os.environ, {"PS7_PROFILE": profile}):
         exec(compile(assignment_code(solution=True), "<ps7 reference>", "exec"), module.__dict__)
     return module

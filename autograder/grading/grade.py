@@ -65,7 +65,7 @@ def grade(
     profile: str = "synthetic",
     suite: str = "public",
     only: str | None = None,
-    training: bool = True,
+    training: bool | str = True,
     html: str | os.PathLike[str] | None = None,
     worker_options: dict[str, Any] | None = None,
     verbose: bool = False,
@@ -73,7 +73,8 @@ def grade(
     """Grade one submission (a file, or a folder searched for one) into `results_path` and return the
     results. `suite` "public" runs the visible tests, "all" adds the hidden ones; `only` keeps one
     component ("7.1.1") or part ("7.1"); `training` False leaves out the tests that train on the profile's
-    budget (the corpus tests use it for mutants whose bug shows without training); `html` also writes the
+    budget, a component ("7.1.3") keeps only that component's (the corpus tests use both, to train only
+    where a bug can show); `html` also writes the
     report page with the run's figures. Never raises for a bad submission; a grader failure still writes
     a fallback file."""
     if suite not in SUITES:
@@ -83,7 +84,7 @@ def grade(
     grading = GradingPlugin(
         submission, error, profile=profile, suite=suite, only=only, training=training, worker_options=worker_options
     )
-    complete = suite == "all" and only is None and training
+    complete = suite == "all" and only is None and training is True
     results_plugin = ResultsPlugin(results_path, max_total=TOTAL_POINTS if complete else None)
     args = [
         str(SUITE_DIR),

@@ -14,6 +14,7 @@ import pytest
 
 from autograder.grading.reference import ReferenceRunner
 from autograder.ingest.extract import Submission
+from autograder.profiles.profile import load_profile
 from autograder.results.figures import Figures
 from autograder.results.plugin import get_plugin
 from autograder.worker.client import Worker
@@ -44,7 +45,8 @@ def matches_component(item: pytest.Item, component: str) -> bool:
 
 class GradingPlugin:
     """Fixtures `submission`, `worker` and `reference_runner` for the suites; `suite` "public" keeps only
-    visible tests, `only` one component, `training` False leaves out the tests marked `training`."""
+    visible tests, `only` one component, `training` False leaves out the tests marked `training`, and a
+    component number keeps only that component's."""
 
     def __init__(
         self,
@@ -54,7 +56,7 @@ class GradingPlugin:
         profile: str = "synthetic",
         suite: str = "public",
         only: str | None = None,
-        training: bool = True,
+        training: bool | str = True,
         worker_factory: Callable[..., Worker] = Worker,
         worker_options: dict[str, Any] | None = None,
     ) -> None:
@@ -103,8 +105,8 @@ class GradingPlugin:
             wanted = self.suite == "all" or _visibility(item) == "visible"
             if self.only:
                 wanted = wanted and matches_component(item, self.only)
-            if not self.training:
-                wanted = wanted and item.get_closest_marker("training") is None
+            if self.training is not True and item.get_closest_marker("training") is not None:
+                wanted = wanted and bool(self.training) and matches_component(item, str(self.training))
             (keep if wanted else drop).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
@@ -121,6 +123,9 @@ class GradingPlugin:
 
     def summary(self) -> list[str]:
         lines: list[str] = []
+        warning = load_profile(self.profile).calibration_warning()
+        if warning is not None:
+            lines.append(warning)
         if self.error is not None:
             lines.append(f"Your submission could not be read: {self.error}")
         skipped = [text for text in getattr(self.submission_value, "diagnostics", []) if "skipped" in text]

@@ -12,6 +12,7 @@ import multiprocessing
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
 
 import torch
 from safetensors.torch import load_file
@@ -26,11 +27,11 @@ METRICS = ("method1", "method2", "method3", "clip")
 
 
 def reference_accuracies(profile: Profile, seed: int) -> dict[str, float]:
-    """Test accuracies of the reference on the profile's budget, for one seed."""
+    """Test accuracies of the reference on the profile's grading budgets, for one seed."""
     ns = reference_namespace(profile.name)
     data = runs.RunData.load(profile)
     labels = load_file(str(PreparedPaths(profile.cache_dir()).stl10_labels))
-    budgets = profile.budgets
+    budgets = profile.grading_budgets
 
     def probed(features: dict) -> float:
         return probe_accuracy(
@@ -89,6 +90,7 @@ def calibrate(profile: Profile, runs_count: int, margin: float = 0.05, jobs: int
     }
     calibration = {
         "calibrated": True,
+        "budgets": asdict(profile.grading_budgets),
         "runs": runs_count,
         "margin": margin,
         "date": datetime.date.today().isoformat(),

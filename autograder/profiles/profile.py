@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 PROFILE_DIR = Path(__file__).parent
@@ -29,7 +29,7 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class Budgets:
-    """Training budgets, shared by the notebook (through the seam) and the grader."""
+    """Training budgets: the notebook's (through the seam), and the grader's when it trains a student's code."""
 
     ae_epochs: int
     probe_epochs: int
@@ -55,7 +55,8 @@ class Profile:
     seed: int
     data: dict
     backbones: dict
-    budgets: Budgets
+    budgets: Budgets  # what the notebook runs under this profile
+    grading_budgets: Budgets  # what the grader trains with, on which the thresholds are calibrated
     thresholds: Thresholds | None  # None in the copy the worker reads (`worker_copy`)
     calibration: dict
     example_queries: tuple[str, ...]
@@ -63,7 +64,20 @@ class Profile:
 
     @property
     def calibrated(self) -> bool:
-        return bool(self.calibration.get("calibrated"))
+        """The thresholds were measured (`calibrate`) on the grading budgets in use now."""
+        return bool(self.calibration.get("calibrated")) and self.calibration.get("budgets") == asdict(
+            self.grading_budgets
+        )
+
+    def calibration_warning(self) -> str | None:
+        """What every report says when the accuracy thresholds were not measured on the grading budgets."""
+        if self.calibrated:
+            return None
+        note = self.calibration.get("note") or "run `python -m autograder calibrate` after changing the budgets"
+        return (
+            f"Profile {self.name!r}: the accuracy thresholds were not calibrated on its grading budgets "
+            f"({_describe(self.grading_budgets)}), so accuracy tests may be too strict or too lenient. {note}"
+        )
 
     def fingerprint(self) -> str:
         """Changes exactly when what `prepare` makes would change: the profile's data and backbones, and the
@@ -76,6 +90,13 @@ class Profile:
 
     def cache_dir(self) -> Path:
         return cache_root() / self.name
+
+
+def _describe(budgets: Budgets) -> str:
+    return (
+        f"autoencoder {budgets.ae_epochs} epochs, probes {budgets.probe_epochs} epochs, CLIP {budgets.clip_epochs} "
+        "epochs"
+    )
 
 
 def available_profiles() -> list[str]:
@@ -117,6 +138,7 @@ def load_profile(name_or_path: str | os.PathLike = DEFAULT_PROFILE) -> Profile:
             data=raw["data"],
             backbones=raw["backbones"],
             budgets=Budgets(**raw["budgets"]),
+            grading_budgets=Budgets(**raw.get("grading_budgets", raw["budgets"])),
             thresholds=Thresholds(**raw["thresholds"]) if "thresholds" in raw else None,
             calibration=raw.get("calibration", {}),
             example_queries=tuple(raw.get("example_queries", ())),

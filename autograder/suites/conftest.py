@@ -72,7 +72,7 @@ def probe_accuracy(profile: Profile, train_labels: torch.Tensor, test_labels: to
 
     def score(observation: Observation) -> float:
         train, test = observation.tensors["train"], observation.tensors["test"]
-        return fit_and_score(train, train_labels, test, test_labels, profile.budgets.probe_epochs, profile.seed)
+        return fit_and_score(train, train_labels, test, test_labels, profile.grading_budgets.probe_epochs, profile.seed)
 
     return score
 

@@ -107,7 +107,7 @@ def test_train_ae_matches_the_reference(observe, reference, run_seed):
 def method1_run(worker, profile) -> Observation:
     """The standard autoencoder trained by the student's train_ae on the profile's budget, once per grading run."""
     return worker.call(
-        "method1_features", timeout=TRAINING_TIMEOUT, epochs=profile.budgets.ae_epochs, seed=profile.seed
+        "method1_features", timeout=TRAINING_TIMEOUT, epochs=profile.grading_budgets.ae_epochs, seed=profile.seed
     )
 
 
@@ -129,6 +129,6 @@ def test_train_ae_learns_useful_features(method1_run, profile, probe_accuracy, f
     threshold = profile.thresholds.method1
     assert accuracy >= threshold, (
         f"expected a linear probe on the encoder of the autoencoder trained by your train_ae "
-        f"({profile.budgets.ae_epochs} epochs) to reach a test accuracy of at least {threshold:.2f}; observed "
+        f"({profile.grading_budgets.ae_epochs} epochs) to reach a test accuracy of at least {threshold:.2f}; observed "
         f"{accuracy:.3f}. The reconstruction loss per epoch was: {', '.join(f'{loss:.4f}' for loss in losses)}."
     )

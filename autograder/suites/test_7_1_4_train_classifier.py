@@ -129,14 +129,14 @@ def labels_argument(train_labels) -> str:
 @pytest.fixture(scope="session")
 def method2_run(worker, profile, labels_argument) -> Observation:
     """Method II with the student's train_classifier on the profile's budget, once per grading run."""
-    epochs, seed = profile.budgets.probe_epochs, profile.seed
+    epochs, seed = profile.grading_budgets.probe_epochs, profile.seed
     return worker.call("method2_logits", timeout=TRAINING_TIMEOUT, labels=labels_argument, epochs=epochs, seed=seed)
 
 
 @pytest.fixture(scope="session")
 def method3_run(worker, profile, labels_argument) -> Observation:
     """Method III with the student's train_classifier on the profile's budget, once per grading run."""
-    epochs, seed = profile.budgets.probe_epochs, profile.seed
+    epochs, seed = profile.grading_budgets.probe_epochs, profile.seed
     return worker.call("method3_logits", timeout=TRAINING_TIMEOUT, labels=labels_argument, epochs=epochs, seed=seed)
 
 
@@ -163,8 +163,8 @@ def test_method2_reaches_its_threshold(method2_run, profile, test_labels, figure
     losses = ", ".join(f"{loss:.3f}" for loss in method2_run.data["losses"][-3:])
     assert observed >= threshold, (
         f"expected an encoder and classifier trained together by train_classifier(..., supervised=True) "
-        f"({profile.budgets.probe_epochs} epochs) to reach a test accuracy of at least {threshold:.2f}; observed "
-        f"{observed:.3f} (last losses: {losses}). Is the encoder trained too when supervised=True?"
+        f"({profile.grading_budgets.probe_epochs} epochs) to reach a test accuracy of at least {threshold:.2f}; "
+        f"observed {observed:.3f} (last losses: {losses}). Is the encoder trained too when supervised=True?"
     )
 
 

@@ -241,7 +241,10 @@ def test_clip_forward_has_no_python_loops(observe, profile, submission):
 def clip_training(worker, profile):
     """The one CLIP training run of a grading run: the student's CLIPModel, everything else standard."""
     return worker.call(
-        "clip_training_features", timeout=TRAINING_TIMEOUT, epochs=profile.budgets.clip_epochs, seed=profile.seed
+        "clip_training_features",
+        timeout=TRAINING_TIMEOUT,
+        epochs=profile.grading_budgets.clip_epochs,
+        seed=profile.seed,
     )
 
 
@@ -260,7 +263,8 @@ def test_clip_training_gives_a_good_linear_probe(clip_training, probe_accuracy, 
     threshold = profile.thresholds.clip
     credit.note(f"linear-probe test accuracy {accuracy:.3f} (at least {threshold:.2f} passes)")
     assert accuracy >= threshold, (
-        f"expected the linear probe on the image encoder trained with your CLIPModel ({profile.budgets.clip_epochs} "
-        f"epochs on the {profile.name} profile) to reach a test accuracy of at least {threshold:.2f}; observed "
-        f"{accuracy:.3f}. The mean loss per epoch was {', '.join(f'{loss:.3f}' for loss in losses)}"
+        "expected the linear probe on the image encoder trained with your CLIPModel "
+        f"({profile.grading_budgets.clip_epochs} epochs on the {profile.name} profile) to reach a test accuracy of at "
+        f"least {threshold:.2f}; observed {accuracy:.3f}. The mean loss per epoch was "
+        f"{', '.join(f'{loss:.3f}' for loss in losses)}"
     )

@@ -38,8 +38,8 @@ class RunData:
         clip = load_file(str(paths.clip_images))
         pairs = json.loads(paths.clip_pairs.read_text())
         unlabeled = stl10["unlabeled"]
-        if profile.budgets.unlabeled_subset is not None:
-            unlabeled = unlabeled[: profile.budgets.unlabeled_subset]
+        if profile.grading_budgets.unlabeled_subset is not None:
+            unlabeled = unlabeled[: profile.grading_budgets.unlabeled_subset]
         return cls(
             unlabeled,
             stl10["train"],

@@ -65,3 +65,37 @@ def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("PS7_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert cache_root() == tmp_path / "x" / "ps7-autograder"
+
+
+def test_grading_budgets_default_to_the_notebooks(tmp_path):
+    raw = json.loads(load_profile("stl10").path.read_text())
+    assert "grading_budgets" not in raw
+    profile = load_profile("stl10")
+    assert profile.grading_budgets == profile.budgets
+
+
+def test_the_synthetic_profile_grades_on_smaller_budgets_than_its_notebook_runs():
+    profile = load_profile("synthetic")
+    grading, notebook = profile.grading_budgets, profile.budgets
+    assert grading.ae_epochs < notebook.ae_epochs and grading.probe_epochs < notebook.probe_epochs
+    assert profile.calibrated  # on the grading budgets
+
+
+def test_changing_the_grading_budgets_without_calibrating_is_reported(tmp_path):
+    copy = tmp_path / "copy.json"
+    copy.write_text(load_profile("synthetic").path.read_text())
+    profile = load_profile(copy)
+    assert profile.calibrated and profile.calibration_warning() is None
+    more = {**profile.raw["grading_budgets"], "ae_epochs": profile.grading_budgets.ae_epochs + 1}
+    changed = write_profile(profile, {"grading_budgets": more})
+    assert not changed.calibrated
+    warning = changed.calibration_warning()
+    assert "not calibrated" in warning and f"autoencoder {more['ae_epochs']} epochs" in warning
+
+
+def test_a_profile_with_the_problem_sets_thresholds_warns_in_every_report():
+    from autograder.grading.plugin import GradingPlugin
+
+    lines = GradingPlugin(None, "unreadable", profile="stl10").summary()
+    assert any("not calibrated on its grading budgets" in line for line in lines)
+    assert not any("not calibrated" in line for line in GradingPlugin(None, "unreadable").summary())

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import torch
@@ -33,20 +34,10 @@ _GPU_HINT = (
 )
 
 
-@contextmanager
-def _standard_heads(ctx: ProbeContext) -> Iterator[None]:
+def _standard_heads(ctx: ProbeContext) -> AbstractContextManager:
     """`ProjectionHead` is the standard one while the student's CLIPModel is built: the class looks the name
-    up in the namespace it was defined in, which is `ctx.namespace`."""
-    missing = object()
-    previous = ctx.namespace.get("ProjectionHead", missing)
-    ctx.namespace["ProjectionHead"] = StandardProjectionHead
-    try:
-        yield
-    finally:
-        if previous is missing:
-            del ctx.namespace["ProjectionHead"]
-        else:
-            ctx.namespace["ProjectionHead"] = previous
+    up in the namespace it was defined in, which is `ctx.namespace` (restored as it was afterwards)."""
+    return patch.dict(ctx.namespace, {"ProjectionHead": StandardProjectionHead})
 
 
 @contextmanager
