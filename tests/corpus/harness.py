@@ -9,7 +9,7 @@ replacement whose text is no longer found fails loudly instead of silently testi
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -31,6 +31,9 @@ COMPONENT_POINTS = {
     "7.2.4": 1.0,
 }
 
+# The tests marked `training` in the suites, by component (`test_training_tests_are_the_ones_marked` keeps it true).
+TRAINING_TESTS = {"7.1.3": ["7.1.3.3"], "7.1.4": ["7.1.4.4", "7.1.4.5"], "7.2.2": ["7.2.2.6"]}
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -46,13 +49,12 @@ class Mutant:
 
 @dataclass(frozen=True)
 class Variant:
-    """A correct solution written differently; `trains` when its training code differs from the
-    reference's, so the training tests of its components must run too."""
+    """A correct solution written differently; `trains`: the component whose training code differs from the
+    reference's, whose training tests its grade then includes."""
 
     name: str
     replacements: list[tuple[str, str]]
-    trains: bool = False
-    components: list[str] = field(default_factory=list)
+    trains: str | None = None
 
 
 def build_notebook(replacements: list[tuple[str, str]], path: Path) -> Path:
@@ -104,3 +106,31 @@ def explain(document: dict) -> str:
         if test["score"] < test["max_score"]
     ]
     return "\n".join(lines) or "no test failed"
+
+
+def check_mutant(mutant: Mutant, folder: Path) -> None:
+    """Grade the mutant: the other components keep full marks; its own loses points, in every test it names.
+    The grade leaves out the training tests except its component's when its bug shows only in training."""
+    notebook = build_notebook(mutant.replacements, folder / "mutant.ipynb")
+    training = mutant.component if mutant.breaks_learning else False
+    document = graded(notebook, folder / "results.json", suite="all", training=training)
+    scores = scores_by_component(document)
+    for component, (score, maximum) in scores.items():
+        if component != mutant.component:
+            assert score == maximum, f"{mutant.name} cost points in {component}:\n{explain(document)}"
+    ran = {test["number"] for test in document["tests"]}
+    assert set(mutant.failing) <= ran, f"{mutant.name} names tests that did not run: {set(mutant.failing) - ran}"
+    missed = set(mutant.failing) - failed_numbers(document)
+    assert not missed, f"{mutant.name}: expected {sorted(missed)} to fail:\n{explain(document)}"
+    score, maximum = scores[mutant.component]
+    assert score < COMPONENT_POINTS[mutant.component] and score < maximum, f"{mutant.name} was not caught"
+
+
+def check_variant(variant: Variant, folder: Path) -> None:
+    """Grade the variant: every test passes, its component's training tests included when it trains."""
+    notebook = build_notebook(variant.replacements, folder / "variant.ipynb")
+    document = graded(notebook, folder / "results.json", suite="all", training=variant.trains or False)
+    assert failed_numbers(document) == set(), explain(document)
+    if variant.trains:
+        ran = {test["number"] for test in document["tests"]}
+        assert set(TRAINING_TESTS[variant.trains]) <= ran, f"{variant.name}: its training tests did not run"

@@ -264,13 +264,11 @@ VARIANTS = [
     Variant(
         "train-ae-criterion-zero-grad-after-step",
         [(TRAIN_AE_STEP, CRITERION_TRAIN_AE_STEP)],
-        trains=True,
-        components=["7.1.3"],
+        trains="7.1.3",
     ),
     Variant(
         "train-classifier-detach-and-criterion",
         [(_reference_cell("def train_classifier"), DETACH_TRAIN_CLASSIFIER)],
-        trains=True,
-        components=["7.1.4"],
+        trains="7.1.4",
     ),
 ]

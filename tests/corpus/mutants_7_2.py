@@ -169,8 +169,7 @@ VARIANTS = [
                 "        return 0.5 * (criterion(logits_per_image, labels) + criterion(logits_per_text, labels))",
             ),
         ],
-        trains=True,
-        components=["7.2.2"],
+        trains="7.2.2",
     ),
     Variant(
         "7.2-sequential-head-query-first-numpy-names",
@@ -192,7 +191,6 @@ VARIANTS = [
                 "        return (images_loss + texts_loss) / 2",
             ),
         ],
-        trains=True,
-        components=["7.2.2"],
+        trains="7.2.2",
     ),
 ]
