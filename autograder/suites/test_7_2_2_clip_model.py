@@ -259,6 +259,10 @@ def test_clip_training_gives_a_good_linear_probe(clip_training, probe_accuracy, 
         pytest.fail(f"training CLIP with your CLIPModel failed: {clip_training.message}", pytrace=False)
     losses = clip_training.data["losses"]
     figures.add_curve("7.2.2 CLIP training loss per epoch (your CLIPModel)", losses)
+    if "retrieved" in clip_training.tensors:
+        queries = clip_training.data["queries"]
+        for query, shown in zip(queries, clip_training.tensors["retrieved"].chunk(len(queries)), strict=True):
+            figures.add_images(f"7.2.2 validation images your trained CLIP retrieves first for “{query}”", shown)
     accuracy = probe_accuracy(clip_training)
     threshold = profile.thresholds.clip
     credit.note(f"linear-probe test accuracy {accuracy:.3f} (at least {threshold:.2f} passes)")

@@ -10,6 +10,7 @@ import pytest
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
 from autograder.grading import grade
 from autograder.grading.grade import TOTAL_POINTS
+from autograder.profiles.profile import load_profile
 from tests.corpus.harness import COMPONENT_POINTS, explain, scores_by_component
 
 # `make test` gives each test process whole files, so the module-scoped grades are made once.
@@ -23,8 +24,11 @@ def documents(synthetic_cache, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PS7_CACHE", str(synthetic_cache))
         for name, notebook in (("reference", REFERENCE_NOTEBOOK), ("template", TEMPLATE_NOTEBOOK)):
-            grade(REPO_ROOT / notebook, folder / f"{name}.json", suite="all")
-    return {name: json.loads((folder / f"{name}.json").read_text()) for name in ("reference", "template")}
+            grade(REPO_ROOT / notebook, folder / f"{name}.json", suite="all", html=folder / f"{name}.html")
+    return {
+        name: {**json.loads((folder / f"{name}.json").read_text()), "html": (folder / f"{name}.html").read_text()}
+        for name in ("reference", "template")
+    }
 
 
 def test_the_reference_scores_full_marks(documents):
@@ -42,3 +46,16 @@ def test_the_template_scores_zero_with_the_same_tests(documents):
         (t["number"], t["name"], t["max_score"]) for t in reference["tests"]
     ]
     assert all(test["output"] for test in template["tests"])  # every failure says why
+
+
+def test_the_report_shows_what_the_reference_learned(documents):
+    """The HTML report of a complete grade: reconstructions, the loss curves, and for each of the profile's
+    example queries the validation images the trained CLIP retrieves first."""
+    page = documents["reference"]["html"]
+    assert "test images (top) and their reconstructions" in page
+    for curve in ("Method II classifier loss per epoch", "CLIP training loss per epoch"):
+        assert curve in page
+    for query in load_profile("synthetic").example_queries:
+        assert f"your trained CLIP retrieves first for “{query}”" in page
+    assert page.count("data:image/png;base64,") >= 1 + len(load_profile("synthetic").example_queries)
+

@@ -333,13 +333,15 @@ def clip_gradients(
 def clip_training_features(ctx: ProbeContext, epochs: int, seed: int) -> dict[str, Any]:
     """CLIP trained with the student's CLIPModel (standard heads; provided encoders, batches and `train_clip`)
     on the profile's captioned split; the image encoder's features of the STL-10 train and test images,
-    which the trusted suite probes with labels this process never sees."""
+    which the trusted suite probes with labels this process never sees, and the validation images the model
+    retrieves for the profile's example queries (for the report)."""
     setup = ctx.get("SETUP")
     data = runs.RunData.load(load_profile(setup.profile_path))
     with _standard_heads(ctx), _gpu_hint():
         ns = types.SimpleNamespace(**ctx.namespace)
-        result = runs.clip_features(ns, data, epochs, seed, setup.image_embedding, setup.text_embedding)
-    return result
+        queries = tuple(setup.example_queries)
+        result = runs.clip_features(ns, data, epochs, seed, setup.image_embedding, setup.text_embedding, queries)
+    return {**result, "queries": list(queries)}
 
 
 # ---------------------------------------------------------------------------------------------- 7.2.4
