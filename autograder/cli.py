@@ -40,10 +40,14 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from autograder.profiles.calibrate import calibrate
+    from autograder.profiles.calibrate import CalibrationError, calibrate
     from autograder.profiles.profile import load_profile
 
-    profile = calibrate(load_profile(args.profile), args.runs, margin=args.margin, jobs=args.jobs)
+    try:
+        profile = calibrate(load_profile(args.profile), args.runs, margin=args.margin, jobs=args.jobs)
+    except CalibrationError as error:
+        print(f"calibrate: nothing written: {error}", file=sys.stderr)
+        return 1
     print(f"thresholds written to {profile.path}: {profile.raw['thresholds']}")
     return 0
 

@@ -45,6 +45,21 @@ def find_submission(folder: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+def suite_arguments(verbose: bool = False) -> list[str]:
+    """pytest's command line for the grading suites, run in this process with the grader's plugins."""
+    args = [
+        str(SUITE_DIR),
+        "-c",
+        str(SUITE_DIR / "pytest.ini"),
+        "--rootdir",
+        str(SUITE_DIR),
+        "-p",
+        "no:cacheprovider",
+        "--import-mode=importlib",
+    ]
+    return args + (["-v"] if verbose else ["-p", "no:terminal"])
+
+
 def _read(submission_path: Path) -> tuple[Any, str | None]:
     path = submission_path
     if path.is_dir():
@@ -86,19 +101,8 @@ def grade(
     )
     complete = suite == "all" and only is None and training is True
     results_plugin = ResultsPlugin(results_path, max_total=TOTAL_POINTS if complete else None)
-    args = [
-        str(SUITE_DIR),
-        "-c",
-        str(SUITE_DIR / "pytest.ini"),
-        "--rootdir",
-        str(SUITE_DIR),
-        "-p",
-        "no:cacheprovider",
-        "--import-mode=importlib",
-    ]
-    args += ["-v"] if verbose else ["-p", "no:terminal"]
     try:
-        code = pytest.main(args, plugins=[results_plugin, grading])
+        code = pytest.main(suite_arguments(verbose), plugins=[results_plugin, grading])
         finished = results_plugin.results
         if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR) or (not finished.tests and not only):
             raise RuntimeError(f"pytest ended with {code!r} and {len(finished.tests)} tests")

@@ -1,13 +1,13 @@
 """The pytest plugin that gives grading suites their submission and worker, and selects the suite.
 
 Suites never import or run student code: the `worker` fixture is a `Worker` whose probes run the code in
-the sandbox, and tests judge the observations it returns. The worker starts on first use (so an
-unreadable submission costs no worker at all) and is shared by the whole session.
+the sandbox, and tests judge the observations it returns. The worker is shared by the whole session. It
+starts loading as soon as the selected tests are known, only when one of them needs it and the submission
+could be read, and the reference namespace is built meanwhile: both take seconds, on different processes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +19,6 @@ from autograder.results.figures import Figures
 from autograder.results.plugin import get_plugin
 from autograder.worker.client import Worker
 
-PLUGIN_NAME = "autograder-grading"
 _OUTPUT_LINES = 20
 
 
@@ -44,7 +43,8 @@ def matches_component(item: pytest.Item, component: str) -> bool:
 
 
 class GradingPlugin:
-    """Fixtures `submission`, `worker` and `reference_runner` for the suites; `suite` "public" keeps only
+    """What the suites' fixtures `submission`, `worker`, `reference_runner` and `figures` give (see the suites'
+    conftest, which finds this plugin with `get_grading_plugin`); `suite` "public" keeps only
     visible tests, `only` one component, `training` False leaves out the tests marked `training`, and a
     component number keeps only that component's."""
 
@@ -57,7 +57,6 @@ class GradingPlugin:
         suite: str = "public",
         only: str | None = None,
         training: bool | str = True,
-        worker_factory: Callable[..., Worker] = Worker,
         worker_options: dict[str, Any] | None = None,
     ) -> None:
         if submission is None and error is None:
@@ -70,34 +69,22 @@ class GradingPlugin:
         self.suite = suite
         self.only = only
         self.training = training
-        self.worker_factory = worker_factory
         self.worker_options = dict(worker_options or {})
         self.worker_instance: Worker | None = None
+        self.reference_instance = ReferenceRunner(profile)
         self.run_figures = Figures()
 
-    @pytest.fixture(scope="session")
-    def submission(self) -> Submission:
-        """The ingested submission; every test fails with the reason when it could not be read."""
+    def readable_submission(self) -> Submission:
+        """The ingested submission; the test asking for it fails with the reason when it could not be read."""
         if self.submission_value is None:
             pytest.fail(f"your submission could not be read: {self.error}", pytrace=False)
         return self.submission_value
 
-    @pytest.fixture(scope="session")
     def worker(self, submission: Submission) -> Worker:
-        """The sandboxed worker holding the reference and the submission's definitions."""
+        """The sandboxed worker holding the provided code and the submission's definitions."""
         if self.worker_instance is None:
-            self.worker_instance = self.worker_factory(submission, profile=self.profile, **self.worker_options)
+            self.worker_instance = Worker(submission, profile=self.profile, **self.worker_options)
         return self.worker_instance
-
-    @pytest.fixture(scope="session")
-    def reference_runner(self) -> ReferenceRunner:
-        """Probes on the reference solution, run in this process (the worker never holds the solution)."""
-        return ReferenceRunner(self.profile)
-
-    @pytest.fixture(scope="session")
-    def figures(self) -> Figures:
-        """Images and curves for the HTML report, added by tests from observations they already have."""
-        return self.run_figures
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         keep, drop = [], []
@@ -111,6 +98,19 @@ class GradingPlugin:
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Start the worker's load, then build the reference namespace while it runs."""
+        if self.submission_value is None:
+            return
+        needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+        if "worker" in needs:
+            self.worker(self.submission_value).begin()
+        if "reference" in needs:
+            try:
+                self.reference_instance.prepare()
+            except Exception:  # noqa: BLE001 - the first test that calls the reference fails with the reason
+                pass
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -151,3 +151,11 @@ class GradingPlugin:
     def close(self) -> None:
         if self.worker_instance is not None:
             self.worker_instance.close()
+
+
+def get_grading_plugin(config: pytest.Config) -> GradingPlugin:
+    """The GradingPlugin passed to pytest.main; the suites run only under `grade`, which passes one."""
+    for plugin in config.pluginmanager.get_plugins():
+        if isinstance(plugin, GradingPlugin):
+            return plugin
+    raise RuntimeError("the grading suites run only through autograder.grading.grade, which gives them a submission")

@@ -33,6 +33,10 @@ class ReferenceRunner:
         self.profile = profile
         self._cache: dict[str, Observation] = {}
 
+    def prepare(self) -> None:
+        """Build the reference namespace now rather than on the first call."""
+        _reference_context(self.profile, str(cache_root()))
+
     def call(self, probe: str, **args: Any) -> Observation:
         key = json.dumps([probe, args], sort_keys=True)
         if key not in self._cache:

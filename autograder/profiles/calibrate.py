@@ -32,22 +32,54 @@ def reference_accuracies(profile: Profile, seed: int) -> dict[str, float]:
     data = runs.RunData.load(profile)
     labels = load_file(str(PreparedPaths(profile.cache_dir()).stl10_labels))
     budgets = profile.grading_budgets
+    batch = budgets.batch_size
 
     def probed(features: dict) -> float:
         return probe_accuracy(
-            features["train"], labels["train"], features["test"], labels["test"], budgets.probe_epochs, seed
+            features["train"], labels["train"], features["test"], labels["test"], budgets.probe_epochs, seed, batch
         )
 
     image = profile.backbones["image"]["embedding_dim"]
     text = profile.backbones["text"]["dim"]
     return {
-        "method1": probed(runs.autoencoder_features(ns, data, budgets.ae_epochs, seed)),
+        "method1": probed(runs.autoencoder_features(ns, data, budgets.ae_epochs, seed, batch)),
         "method2": accuracy(
-            runs.supervised_logits(ns, data, labels["train"], budgets.probe_epochs, seed)["test"], labels["test"]
+            runs.supervised_logits(ns, data, labels["train"], budgets.probe_epochs, seed, batch)["test"], labels["test"]
         ),
         "method3": probed(runs.random_encoder_features(ns, data, seed)),
         "clip": probed(runs.clip_features(ns, data, budgets.clip_epochs, seed, image, text)),
     }
+
+
+class CalibrationError(ValueError):
+    """The reference runs cannot support thresholds that the reference always passes."""
+
+
+def worst_runs(observed: list[dict]) -> dict[str, float]:
+    """The lowest accuracy of Methods I, II and CLIP over the runs, and the highest of Method III (which
+    must stay below Method I)."""
+    worst = {key: min(run[key] for run in observed) for key in METRICS}
+    worst["method3"] = max(run["method3"] for run in observed)
+    return worst
+
+
+def thresholds_from(observed: list[dict], margin: float) -> dict:
+    """The worst run minus `margin`, floored to 0.01. Method III is graded against the Method I threshold, so
+    every run's Method III must stay below it, or the budgets are too small to tell the two apart."""
+    worst = worst_runs(observed)
+    thresholds = {
+        "method1": round(_floor(worst["method1"] - margin), 2),
+        "method2": round(_floor(worst["method2"] - margin), 2),
+        "clip": round(_floor(worst["clip"] - margin), 2),
+        "method3_below_method1": True,
+    }
+    if worst["method3"] >= thresholds["method1"]:
+        raise CalibrationError(
+            f"a reference run reached {worst['method3']:.3f} with Method III (a frozen random encoder), not below "
+            f"the Method I threshold {thresholds['method1']:.2f} these runs give: the grading budgets are too small "
+            "to tell a trained autoencoder from a random one; train the autoencoder longer (ae_epochs)"
+        )
+    return thresholds
 
 
 def _floor(value: float, step: float = 0.01) -> float:
@@ -81,13 +113,7 @@ def calibrate(profile: Profile, runs_count: int, margin: float = 0.05, jobs: int
             observed.append(run)
             print(f"seed {run['seed']}: " + ", ".join(f"{key} {run[key]:.3f}" for key in METRICS), flush=True)
     observed.sort(key=lambda run: run["seed"])
-    worst = {key: min(run[key] for run in observed) for key in METRICS}
-    thresholds = {
-        "method1": round(_floor(worst["method1"] - margin), 2),
-        "method2": round(_floor(worst["method2"] - margin), 2),
-        "clip": round(_floor(worst["clip"] - margin), 2),
-        "method3_below_method1": True,
-    }
+    thresholds = thresholds_from(observed, margin)
     calibration = {
         "calibrated": True,
         "budgets": asdict(profile.grading_budgets),
@@ -98,7 +124,7 @@ def calibrate(profile: Profile, runs_count: int, margin: float = 0.05, jobs: int
         "ordering_held_in_every_run": all(
             run["method3"] < run["method1"] < run["method2"] < run["clip"] for run in observed
         ),
-        "worst": worst,
+        "worst": worst_runs(observed),
         "observed": observed,
     }
     return write_profile(profile, {"thresholds": thresholds, "calibration": calibration})

@@ -14,6 +14,7 @@ from pathlib import Path
 
 PROFILE_DIR = Path(__file__).parent
 DEFAULT_PROFILE = "synthetic"
+NOTEBOOK_BATCH_SIZE = 128  # the provided `unlabeled_loader` and `train_loader`
 _PREPARING_CODE = (
     "data/synthetic.py",
     "data/stl10.py",
@@ -29,14 +30,18 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class Budgets:
-    """Training budgets: the notebook's (through the seam), and the grader's when it trains a student's code."""
+    """Training budgets: the notebook's (through the seam), and the grader's when it trains a student's code.
+
+    `batch_size` is the minibatch of the grader's autoencoder, classifier and linear-probe runs: smaller
+    batches take more optimiser steps per epoch for about the same time per epoch on a CPU, so a calibrated
+    profile can grade with fewer epochs. The notebook's own loaders use 128 whatever it says. CLIP always
+    trains with the assignment's `CLIP_CONFIG` batch, which is part of what its loss means."""
 
     ae_epochs: int
     probe_epochs: int
     clip_epochs: int
     unlabeled_subset: int | None
-    batch_size: int = 128
-    clip_batch_size: int = 32
+    batch_size: int = NOTEBOOK_BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class Profile:
 def _describe(budgets: Budgets) -> str:
     return (
         f"autoencoder {budgets.ae_epochs} epochs, probes {budgets.probe_epochs} epochs, CLIP {budgets.clip_epochs} "
-        "epochs"
+        f"epochs, batches of {budgets.batch_size}"
     )
 
 
@@ -130,7 +135,7 @@ def load_profile(name_or_path: str | os.PathLike = DEFAULT_PROFILE) -> Profile:
     except json.JSONDecodeError as error:
         raise ProfileError(f"{path}: not valid JSON ({error})") from error
     try:
-        return Profile(
+        profile = Profile(
             name=raw["name"],
             path=path,
             description=raw.get("description", ""),
@@ -146,6 +151,12 @@ def load_profile(name_or_path: str | os.PathLike = DEFAULT_PROFILE) -> Profile:
         )
     except (KeyError, TypeError) as error:
         raise ProfileError(f"{path}: missing or unexpected field ({error})") from error
+    if profile.budgets.batch_size != NOTEBOOK_BATCH_SIZE:
+        raise ProfileError(
+            f"{path}: budgets.batch_size must be {NOTEBOOK_BATCH_SIZE}, the batch of the notebook's own loaders; "
+            "the grader's batch is grading_budgets.batch_size"
+        )
+    return profile
 
 
 def write_profile(profile: Profile, updates: dict) -> Profile:

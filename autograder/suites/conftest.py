@@ -1,6 +1,7 @@
-"""Fixtures of the grading suites, on top of `submission`, `worker` and `reference_runner` from the
-grading plugin.
+"""Fixtures of the grading suites.
 
+- `submission`, `worker`, `reference_runner`, `figures`: what the grading plugin of this run holds (the
+  ingested notebook, the sandboxed worker, the reference runner, the report's figures);
 - `observe(probe, **args)` runs a probe on the student's code (in the sandboxed worker);
 - `reference(probe, **args)` runs the same probe on the solution (here, in the trusted process);
 - `profile`, `train_labels`, `test_labels`: the profile's budgets and thresholds and the STL-10 labels,
@@ -18,12 +19,44 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from autograder.grading.plugin import GradingPlugin, get_grading_plugin
 from autograder.grading.reference import ReferenceRunner
+from autograder.ingest.extract import Submission
 from autograder.profiles.prepare import PreparedPaths
 from autograder.profiles.profile import Profile, load_profile
+from autograder.results.figures import Figures
 from autograder.training.probe import probe_accuracy as fit_and_score
 from autograder.worker.client import Worker
 from autograder.worker.protocol import Observation
+
+
+@pytest.fixture(scope="session")
+def grading(pytestconfig: pytest.Config) -> GradingPlugin:
+    return get_grading_plugin(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def submission(grading: GradingPlugin) -> Submission:
+    """The ingested submission; every test using it fails with the reason when it could not be read."""
+    return grading.readable_submission()
+
+
+@pytest.fixture(scope="session")
+def worker(grading: GradingPlugin, submission: Submission) -> Worker:
+    """The sandboxed worker holding the provided code and the submission's definitions."""
+    return grading.worker(submission)
+
+
+@pytest.fixture(scope="session")
+def reference_runner(grading: GradingPlugin) -> ReferenceRunner:
+    """Probes on the reference solution, run in this process (the worker never holds the solution)."""
+    return grading.reference_instance
+
+
+@pytest.fixture(scope="session")
+def figures(grading: GradingPlugin) -> Figures:
+    """Images and curves for the HTML report, added by tests from observations they already have."""
+    return grading.run_figures
 
 
 def _succeeded(observation: Observation) -> Observation:
@@ -72,7 +105,10 @@ def probe_accuracy(profile: Profile, train_labels: torch.Tensor, test_labels: to
 
     def score(observation: Observation) -> float:
         train, test = observation.tensors["train"], observation.tensors["test"]
-        return fit_and_score(train, train_labels, test, test_labels, profile.grading_budgets.probe_epochs, profile.seed)
+        budgets = profile.grading_budgets
+        return fit_and_score(
+            train, train_labels, test, test_labels, budgets.probe_epochs, profile.seed, budgets.batch_size
+        )
 
     return score
 

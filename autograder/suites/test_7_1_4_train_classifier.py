@@ -129,15 +129,29 @@ def labels_argument(train_labels) -> str:
 @pytest.fixture(scope="session")
 def method2_run(worker, profile, labels_argument) -> Observation:
     """Method II with the student's train_classifier on the profile's budget, once per grading run."""
-    epochs, seed = profile.grading_budgets.probe_epochs, profile.seed
-    return worker.call("method2_logits", timeout=TRAINING_TIMEOUT, labels=labels_argument, epochs=epochs, seed=seed)
+    budgets = profile.grading_budgets
+    return worker.call(
+        "method2_logits",
+        timeout=TRAINING_TIMEOUT,
+        labels=labels_argument,
+        epochs=budgets.probe_epochs,
+        seed=profile.seed,
+        batch_size=budgets.batch_size,
+    )
 
 
 @pytest.fixture(scope="session")
 def method3_run(worker, profile, labels_argument) -> Observation:
     """Method III with the student's train_classifier on the profile's budget, once per grading run."""
-    epochs, seed = profile.grading_budgets.probe_epochs, profile.seed
-    return worker.call("method3_logits", timeout=TRAINING_TIMEOUT, labels=labels_argument, epochs=epochs, seed=seed)
+    budgets = profile.grading_budgets
+    return worker.call(
+        "method3_logits",
+        timeout=TRAINING_TIMEOUT,
+        labels=labels_argument,
+        epochs=budgets.probe_epochs,
+        seed=profile.seed,
+        batch_size=budgets.batch_size,
+    )
 
 
 def _accuracy(run: Observation, method: str, test_labels, figures) -> float:

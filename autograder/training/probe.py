@@ -1,8 +1,8 @@
 """The linear probe, fitted in the trusted process on features the worker returned.
 
 Same protocol as the notebook's `train_classifier(..., supervised=False)`: a linear layer, Adam (lr 1e-3,
-weight decay 1e-4), cross-entropy, batch 128. Features are fixed, so fitting on them once is equivalent
-to re-encoding every epoch, and much cheaper.
+weight decay 1e-4), cross-entropy, batches of the grading budgets' size (the notebook's: 128). Features are
+fixed, so fitting on them once is equivalent to re-encoding every epoch, and much cheaper.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def probe_accuracy(
     test_labels: torch.Tensor,
     epochs: int,
     seed: int,
+    batch_size: int = 128,
 ) -> float:
     """Fit on the training features, score on the test features (whose labels never left this process)."""
-    probe = fit_linear_probe(train, train_labels, epochs, seed)
+    probe = fit_linear_probe(train, train_labels, epochs, seed, batch_size)
     with torch.no_grad():
         return accuracy(probe(test.flatten(start_dim=1).float()), test_labels)

@@ -63,11 +63,13 @@ def encode(ns, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return features
 
 
-def autoencoder_features(ns, data: RunData, epochs: int, seed: int) -> dict[str, torch.Tensor | list[float]]:
+def autoencoder_features(
+    ns, data: RunData, epochs: int, seed: int, batch_size: int
+) -> dict[str, torch.Tensor | list[float]]:
     """Method I: train the autoencoder with `train_ae`, return its encoder's features."""
     torch.manual_seed(seed)
     model = ns.Autoencoder().to(ns.DEVICE)
-    loader = ns.TensorBatches(data.unlabeled, batch_size=128, shuffle=True, seed=seed)
+    loader = ns.TensorBatches(data.unlabeled, batch_size=batch_size, shuffle=True, seed=seed)
     model, losses = ns.train_ae(model, loader, epochs=epochs)
     return {
         "train": encode(ns, model.encoder, data.train),
@@ -84,13 +86,13 @@ def random_encoder_features(ns, data: RunData, seed: int) -> dict[str, torch.Ten
 
 
 def supervised_logits(
-    ns, data: RunData, train_labels: torch.Tensor, epochs: int, seed: int
+    ns, data: RunData, train_labels: torch.Tensor, epochs: int, seed: int, batch_size: int
 ) -> dict[str, torch.Tensor | list[float]]:
     """Method II: encoder and classifier trained together with `train_classifier(..., supervised=True)`."""
     torch.manual_seed(seed)
     encoder = ns.Encoder().to(ns.DEVICE)
     cls = nn.Linear(24 * 4 * 4, 10).to(ns.DEVICE)
-    loader = ns.TensorBatches(data.train, train_labels, batch_size=128, shuffle=True, seed=seed)
+    loader = ns.TensorBatches(data.train, train_labels, batch_size=batch_size, shuffle=True, seed=seed)
     cls, losses = ns.train_classifier(encoder, cls, loader, epochs=epochs, supervised=True)
     classifier = nn.Sequential(encoder, nn.Flatten(), cls)
     return {"test": encode(ns, classifier, data.test), "losses": [float(loss) for loss in losses]}

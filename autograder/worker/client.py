@@ -157,6 +157,8 @@ class Worker:
         self._lease: SandboxLease | None = None
         self._user_ready = False
         self._proc: SandboxProcess | None = None
+        self._pending_load: int | None = None  # the id of a load request sent and not yet answered
+        self._load_deadline = 0.0
         self._buffer = bytearray()
         self._next_id = 0
         self._crashed: dict[str, str] = {}
@@ -172,17 +174,28 @@ class Worker:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def begin(self) -> None:
+        """Start a worker loading in the background, so that its imports (seconds) overlap the grader's own
+        work; the next `start` or `call` waits for it. A failure to start is reported by that call."""
+        if self.alive or self._start_error is not None:
+            return
+        try:
+            self._launch()
+        except WorkerError as error:
+            self._start_error = str(error)
+
     def start(self) -> None:
         """Start a fresh worker and load the namespaces, unless one is running. Raises WorkerError when the
         worker cannot load even the provided code."""
-        if self.alive:
+        if self.alive and self._pending_load is None:
             return
         if self._start_error is not None:
             raise WorkerError(self._start_error)
-        self._discard()
         try:
             for _ in range(_MAX_LOAD_ATTEMPTS):
-                if self._try_start():
+                if self._pending_load is None:
+                    self._launch()
+                if self._finish_load():
                     return
             raise WorkerError(f"the worker could not load the submission after {_MAX_LOAD_ATTEMPTS} attempts")
         except WorkerError as error:
@@ -266,8 +279,9 @@ class Worker:
             self._profile_file.chmod(0o644)
         return self._profile_file
 
-    def _try_start(self) -> bool:
-        """One attempt; False when a student definition killed or hung the load (it is then excluded)."""
+    def _launch(self) -> None:
+        """Start a worker process and send it the load request, without waiting for the answer."""
+        self._discard()
         user = self._sandbox_user()
         profile = str(self._profile_copy())
         env = {"PS7_PROFILE": profile, "PS7_CACHE": str(cache_root())}
@@ -280,7 +294,7 @@ class Worker:
         self.starts += 1
         self._buffer.clear()
         parts = [part for part in self._parts if part["name"] not in self._crashed]
-        request_id = self._send(
+        self._pending_load = self._send(
             {
                 "op": "load",
                 "profile": profile,
@@ -291,9 +305,16 @@ class Worker:
                 "known_errors": self._crashed,
             }
         )
+        self._load_deadline = time.monotonic() + self.load_timeout
+
+    def _finish_load(self) -> bool:
+        """Wait for the launched worker's load; False when a student definition killed or hung it (it is then
+        excluded from the next attempt)."""
+        request_id, self._pending_load = self._pending_load, None
+        assert request_id is not None
         current: list[str | None] = [None]
         try:
-            message = self._receive(request_id, time.monotonic() + self.load_timeout, current)
+            message = self._receive(request_id, self._load_deadline, current)
             observation = observation_from_response(message, self.max_response_bytes)
         except (TimeoutError, EOFError, ProtocolError) as error:
             reason = (
@@ -339,6 +360,7 @@ class Worker:
         if self._proc is not None:
             self._proc.close()
             self._proc = None
+        self._pending_load = None
         self._buffer.clear()
 
     # ------------------------------------------------------------------ messages

@@ -9,7 +9,11 @@ import pytest
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
 from autograder.grading import find_submission, grade
+from autograder.grading.grade import suite_arguments
 from autograder.grading.plugin import GradingPlugin
+from autograder.ingest import ingest
+from autograder.results.gradescope import Results
+from autograder.results.plugin import ResultsPlugin
 from tests.results.test_schema import load_valid
 
 
@@ -105,3 +109,34 @@ def test_results_file_is_json_with_hidden_stdout(synthetic, tmp_path):
     document = json.loads((tmp_path / "r.json").read_text())
     assert document["stdout_visibility"] == "hidden"
     assert document["tests"][0]["output"].startswith("`Encoder` is not defined in your notebook")
+
+
+def test_the_worker_starts_at_collection_only_when_a_selected_test_needs_it(synthetic, tmp_path):
+    """The plugin starts the worker's load before the first test (so that it overlaps building the reference),
+    but an unreadable submission, or a selection of static tests, costs no worker at all."""
+    submission = ingest(REPO_ROOT / REFERENCE_NOTEBOOK)
+
+    def run(plugin: GradingPlugin) -> Results:
+        results = ResultsPlugin(tmp_path / "r.json")
+        try:
+            pytest.main(suite_arguments(), plugins=[results, plugin])
+        finally:
+            plugin.close()
+        return results.results
+
+    static = GradingPlugin(submission, suite="all", only="7.1.4.6")
+    assert run(static).total_score == 0.15 and static.worker_instance is None
+    unreadable = GradingPlugin(None, "not a notebook", suite="public", only="7.1.1.3")
+    assert run(unreadable).total_score == 0 and unreadable.worker_instance is None
+
+    class Recorded(GradingPlugin):
+        """Records how far the worker had got when the first test began."""
+
+        def pytest_runtest_setup(self, item):
+            if not hasattr(self, "first_test"):
+                worker = self.worker_instance
+                self.first_test = (worker is not None and worker.starts, worker is not None and worker.alive)
+
+    needed = Recorded(submission, suite="public", only="7.1.1.3")
+    assert run(needed).total_score == 0.15
+    assert needed.first_test == (1, True) and needed.worker_instance.starts == 1

@@ -31,6 +31,7 @@ def test_synthetic_ships_calibrated_with_ten_runs():
     for key in ("method1", "method2", "clip"):
         assert getattr(profile.thresholds, key) <= min(run[key] for run in observed) - margin + 1e-9
     assert all(run["method3"] < run["method1"] < run["method2"] < run["clip"] for run in observed)
+    assert max(run["method3"] for run in observed) < profile.thresholds.method1  # what 7.1.4.5 checks
 
 
 def test_unknown_profile_lists_the_available_ones():
@@ -47,6 +48,17 @@ def test_malformed_profile_names_the_file(tmp_path):
     incomplete.write_text(json.dumps({"name": "x"}))
     with pytest.raises(ProfileError, match="incomplete.json"):
         load_profile(incomplete)
+
+
+def test_the_notebooks_batch_cannot_be_changed_by_the_profile(tmp_path):
+    """The notebook's loaders batch by 128 whatever the profile says: a profile that says otherwise is refused,
+    and the message points to the grader's own batch."""
+    raw = json.loads(load_profile("synthetic").path.read_text())
+    raw["budgets"]["batch_size"] = 32
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(raw))
+    with pytest.raises(ProfileError, match=r"budgets.batch_size must be 128.*grading_budgets.batch_size"):
+        load_profile(changed)
 
 
 def test_fingerprint_ignores_thresholds_but_not_data(tmp_path):

@@ -315,7 +315,7 @@ def train_ae_one_epoch(ctx: ProbeContext, seed: int = 0, images: int = 32, batch
 
 
 @probe
-def method1_features(ctx: ProbeContext, epochs: int, seed: int, shown: int = 8) -> dict[str, Any]:
+def method1_features(ctx: ProbeContext, epochs: int, seed: int, batch_size: int, shown: int = 8) -> dict[str, Any]:
     """Method I with this namespace's `train_ae` training the standard autoencoder on the profile's unlabeled
     images (the calibrated run of `runs.autoencoder_features`): its encoder's features of the labelled
     train and test images, the loss per epoch, and the first `shown` test images with their reconstructions
@@ -328,7 +328,7 @@ def method1_features(ctx: ProbeContext, epochs: int, seed: int, shown: int = 8) 
         return built[-1]
 
     data = _run_data(ctx)
-    result = runs.autoencoder_features(_with_standard(ctx, Autoencoder=autoencoder), data, epochs, seed)
+    result = runs.autoencoder_features(_with_standard(ctx, Autoencoder=autoencoder), data, epochs, seed, batch_size)
     originals = data.test[:shown]
     model = built[0].eval()
     with torch.no_grad():
@@ -366,17 +366,17 @@ def train_classifier_one_epoch(
 
 
 @probe
-def method2_logits(ctx: ProbeContext, labels: str, epochs: int, seed: int) -> dict[str, Any]:
+def method2_logits(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
     """Method II with this namespace's `train_classifier(..., supervised=True)` on the standard encoder (the
     calibrated run of `runs.supervised_logits`): the logits of the test images, and the loss per epoch."""
     ctx.get("train_classifier")
     train_labels = tensors_argument(labels, "labels")["labels"]
     ns = _with_standard(ctx, Encoder=StandardEncoder)
-    return runs.supervised_logits(ns, _run_data(ctx), train_labels, epochs, seed)
+    return runs.supervised_logits(ns, _run_data(ctx), train_labels, epochs, seed, batch_size)
 
 
 @probe
-def method3_logits(ctx: ProbeContext, labels: str, epochs: int, seed: int) -> dict[str, Any]:
+def method3_logits(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
     """Method III with this namespace's `train_classifier(..., supervised=False)`: a classifier on a randomly
     initialised standard encoder, which must stay frozen. The logits of the test images, the loss per
     epoch, and how far the encoder moved."""
@@ -388,7 +388,7 @@ def method3_logits(ctx: ProbeContext, labels: str, epochs: int, seed: int) -> di
     encoder = StandardEncoder().to(ns.DEVICE)
     before = _snapshot(encoder)
     cls = nn.Linear(FEATURES, CLASSES).to(ns.DEVICE)
-    loader = ns.TensorBatches(data.train, train_labels, batch_size=128, shuffle=True, seed=seed)
+    loader = ns.TensorBatches(data.train, train_labels, batch_size=batch_size, shuffle=True, seed=seed)
     returned = train_classifier(encoder, cls, loader, epochs=epochs, supervised=False)
     cls, losses = _unpack(returned, "train_classifier", "cls")
     classifier = nn.Sequential(encoder, nn.Flatten(), cls)
