@@ -35,7 +35,10 @@ class ReferenceRunner:
 
     def prepare(self) -> None:
         """Build the reference namespace now rather than on the first call."""
-        _reference_context(self.profile, str(cache_root()))
+        self._context()
+
+    def _context(self) -> ProbeContext:
+        return _reference_context(self.profile, str(cache_root()))
 
     def call(self, probe: str, **args: Any) -> Observation:
         key = json.dumps([probe, args], sort_keys=True)
@@ -44,8 +47,7 @@ class ReferenceRunner:
         return self._cache[key]
 
     def _run(self, probe: str, args: dict[str, Any]) -> Observation:
-        context = _reference_context(self.profile, str(cache_root()))
-        response = run_probe(PROBES[probe], context, args)
+        response = run_probe(PROBES[probe], self._context(), args)
         observation = observation_from_response(decode_message(encode_message({"id": 0, **response})))
         if not observation.ok:
             message = f"internal grader error: the reference failed in `{probe}`: {observation.message}"

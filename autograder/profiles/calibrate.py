@@ -63,16 +63,11 @@ def worst_runs(observed: list[dict]) -> dict[str, float]:
     return worst
 
 
-def thresholds_from(observed: list[dict], margin: float) -> dict:
-    """The worst run minus `margin`, floored to 0.01. Method III is graded against the Method I threshold, so
-    every run's Method III must stay below it, or the budgets are too small to tell the two apart."""
-    worst = worst_runs(observed)
-    thresholds = {
-        "method1": round(_floor(worst["method1"] - margin), 2),
-        "method2": round(_floor(worst["method2"] - margin), 2),
-        "clip": round(_floor(worst["clip"] - margin), 2),
-        "method3_below_method1": True,
-    }
+def thresholds_from(worst: dict[str, float], margin: float) -> dict:
+    """The worst runs (`worst_runs`) minus `margin`, floored to 0.01. Method III is graded against the Method I
+    threshold, so every run's Method III must stay below it, or the budgets are too small to tell the two apart."""
+    thresholds: dict = {key: round(_floor(worst[key] - margin), 2) for key in ("method1", "method2", "clip")}
+    thresholds["method3_below_method1"] = True
     if worst["method3"] >= thresholds["method1"]:
         raise CalibrationError(
             f"a reference run reached {worst['method3']:.3f} with Method III (a frozen random encoder), not below "
@@ -113,7 +108,8 @@ def calibrate(profile: Profile, runs_count: int, margin: float = 0.05, jobs: int
             observed.append(run)
             print(f"seed {run['seed']}: " + ", ".join(f"{key} {run[key]:.3f}" for key in METRICS), flush=True)
     observed.sort(key=lambda run: run["seed"])
-    thresholds = thresholds_from(observed, margin)
+    worst = worst_runs(observed)
+    thresholds = thresholds_from(worst, margin)
     calibration = {
         "calibrated": True,
         "budgets": asdict(profile.grading_budgets),
@@ -124,7 +120,7 @@ def calibrate(profile: Profile, runs_count: int, margin: float = 0.05, jobs: int
         "ordering_held_in_every_run": all(
             run["method3"] < run["method1"] < run["method2"] < run["clip"] for run in observed
         ),
-        "worst": worst_runs(observed),
+        "worst": worst,
         "observed": observed,
     }
     return write_profile(profile, {"thresholds": thresholds, "calibration": calibration})

@@ -126,32 +126,29 @@ def labels_argument(train_labels) -> str:
     return encode_tensors({"labels": train_labels})
 
 
-@pytest.fixture(scope="session")
-def method2_run(worker, profile, labels_argument) -> Observation:
-    """Method II with the student's train_classifier on the profile's budget, once per grading run."""
+def _method_run(worker, profile, labels_argument, probe: str) -> Observation:
+    """A method's classifier trained by the student's train_classifier on the profile's grading budgets."""
     budgets = profile.grading_budgets
     return worker.call(
-        "method2_logits",
+        probe,
         timeout=TRAINING_TIMEOUT,
         labels=labels_argument,
         epochs=budgets.probe_epochs,
         seed=profile.seed,
         batch_size=budgets.batch_size,
     )
+
+
+@pytest.fixture(scope="session")
+def method2_run(worker, profile, labels_argument) -> Observation:
+    """Method II with the student's train_classifier on the profile's budget, once per grading run."""
+    return _method_run(worker, profile, labels_argument, "method2_logits")
 
 
 @pytest.fixture(scope="session")
 def method3_run(worker, profile, labels_argument) -> Observation:
     """Method III with the student's train_classifier on the profile's budget, once per grading run."""
-    budgets = profile.grading_budgets
-    return worker.call(
-        "method3_logits",
-        timeout=TRAINING_TIMEOUT,
-        labels=labels_argument,
-        epochs=budgets.probe_epochs,
-        seed=profile.seed,
-        batch_size=budgets.batch_size,
-    )
+    return _method_run(worker, profile, labels_argument, "method3_logits")
 
 
 def _accuracy(run: Observation, method: str, test_labels, figures) -> float:
