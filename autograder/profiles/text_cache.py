@@ -14,6 +14,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
+def cls_features(last_hidden_state: torch.Tensor) -> torch.Tensor:
+    """The [CLS] rows as a tensor of their own: the slice alone is a view that keeps the whole hidden state of
+    its batch alive, which for the real Flickr8k captions made `prepare` peak at 5.6 GB."""
+    return last_hidden_state[:, 0, :].float().clone()
+
+
 class TextFeatureCache:
     def __init__(self, ids: torch.Tensor, lengths: torch.Tensor, features: torch.Tensor):
         self.features = features
@@ -41,7 +47,7 @@ class TextFeatureCache:
             for start in range(0, len(group), batch_size):
                 batch = torch.tensor(group[start : start + batch_size])
                 output = model(input_ids=batch, attention_mask=torch.ones_like(batch))
-                features.append(output.last_hidden_state[:, 0, :].float())
+                features.append(cls_features(output.last_hidden_state))
                 all_ids.append(batch.flatten())
                 lengths.extend([length] * len(batch))
         return cls(torch.cat(all_ids), torch.tensor(lengths), torch.cat(features))

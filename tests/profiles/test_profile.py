@@ -1,9 +1,11 @@
 """Profile files: loading, errors, and what counts as a change that needs a new prepare."""
 
+import ast
 import json
 
 import pytest
 
+from autograder.assignment.source import provided_code
 from autograder.profiles.profile import ProfileError, available_profiles, cache_root, load_profile, write_profile
 
 
@@ -111,3 +113,27 @@ def test_a_profile_with_the_problem_sets_thresholds_warns_in_every_report():
     lines = GradingPlugin(None, "unreadable", profile="stl10").summary()
     assert any("not calibrated on its grading budgets" in line for line in lines)
     assert not any("not calibrated" in line for line in GradingPlugin(None, "unreadable").summary())
+
+
+def _assignment_unlabeled_images() -> int:
+    """The number of unlabeled images the problem set trains on, as the provided code states it."""
+    for node in ast.parse(provided_code()).body:
+        if isinstance(node, ast.Assign) and [target.id for target in node.targets] == ["UNLABELED_IMAGES"]:
+            return ast.literal_eval(node.value)
+    raise AssertionError("the provided code no longer defines UNLABELED_IMAGES")
+
+
+def test_the_notebook_and_the_real_profiles_use_the_problem_sets_10000_unlabeled_images():
+    """The problem set: "To keep training time short, we'll use 10,000 unlabeled images". Colab (colab_setup)
+    and every real-size profile take the first 10,000 of the file, and the real profile caches only those."""
+    assert _assignment_unlabeled_images() == 10_000
+    colab = next(
+        node for node in ast.walk(ast.parse(provided_code()))
+        if isinstance(node, ast.FunctionDef) and node.name == "colab_setup"
+    )
+    keywords = {kw.arg: kw.value for node in ast.walk(colab) if isinstance(node, ast.Call) for kw in node.keywords}
+    assert ast.unparse(keywords["unlabeled_subset"]) == "UNLABELED_IMAGES"
+    for name in ("stl10", "synthetic-full"):
+        profile = load_profile(name)
+        assert profile.budgets.unlabeled_subset == profile.grading_budgets.unlabeled_subset == 10_000, name
+        assert profile.data["stl10"]["cached_unlabeled"] == 10_000, name

@@ -3,7 +3,7 @@
 import torch
 
 from autograder.profiles.backbones import build_synthetic_text_model, load_text_model
-from autograder.profiles.text_cache import TextFeatureCache
+from autograder.profiles.text_cache import TextFeatureCache, cls_features
 
 CAPTIONS = ["a red ring on a blue background", "two small green squares", "a striped triangle", "a dot"]
 
@@ -24,3 +24,10 @@ def test_cache_matches_the_model_and_falls_back_for_unknown_captions(tmp_path):
 
     unknown = tokenizer(["a red ring", "a dot"], padding=True, return_tensors="pt")
     assert cache.lookup(unknown["input_ids"], unknown["attention_mask"]) is None
+
+
+def test_cls_features_keep_only_their_own_rows():
+    hidden = torch.randn(8, 30, 16)
+    rows = cls_features(hidden)
+    torch.testing.assert_close(rows, hidden[:, 0, :])
+    assert rows.untyped_storage().nbytes() == rows.numel() * rows.element_size()  # not the batch's 8 x 30 x 16
