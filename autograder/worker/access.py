@@ -71,12 +71,34 @@ def secret_paths(profile: Profile) -> list[Path]:
     paths = [SOURCE_FILE, REPO_ROOT / "reference", PACKAGE_ROOT / "suites", REPO_ROOT / "tests"]
     paths += sorted(PROFILE_DIR.glob("*.json"))
     paths += [PreparedPaths(cache).stl10_labels, cache / "data" / "stl10" / STL10_FOLDER / "test_y.bin"]
-    manifest = PreparedPaths(cache).manifest
-    if manifest.is_file():
-        root = json.loads(manifest.read_text()).get("stl10_root")
-        if root:
-            paths.append(Path(root) / STL10_FOLDER / "test_y.bin")
     return paths
+
+
+def exposed_originals(profile: Profile) -> list[str]:
+    """Warnings for secrets outside the grader's own files that the sandbox user could read: the test labels
+    in the STL-10 folder a real profile was prepared from. That folder is the course staff's, so the grader
+    never changes its permissions (it grades from its own prepared copies); it says what to do instead."""
+    manifest = PreparedPaths(profile.cache_dir()).manifest
+    if not manifest.is_file():
+        return []
+    root = json.loads(manifest.read_text()).get("stl10_root")
+    if not root or Path(root).resolve().is_relative_to(profile.cache_dir().resolve()):
+        return []
+    labels = Path(root) / STL10_FOLDER / "test_y.bin"
+    if not labels.exists() or not _readable_by_others(labels):
+        return []
+    return [
+        f"WARNING: {labels} (the STL-10 test labels) can be read by every user, the sandbox user included, so a "
+        f"submission could read them. The grader does not change your files: run `chmod o-rwx {labels}` (or "
+        "prepare from a copy only you can read)."
+    ]
+
+
+def _readable_by_others(path: Path) -> bool:
+    """Readable by a user who owns none of it and is in none of its groups (every folder above must let it pass)."""
+    if not os.stat(path).st_mode & stat.S_IROTH:
+        return False
+    return all(os.stat(folder).st_mode & stat.S_IXOTH for folder in path.resolve().parents)
 
 
 def withhold_from_sandbox(paths: list[Path]) -> list[str]:

@@ -24,6 +24,7 @@ from autograder.ingest.extract import Submission
 from autograder.profiles.profile import cache_root, load_profile, worker_copy
 from autograder.worker.access import (
     SandboxLease,
+    exposed_originals,
     grant_sandbox_access,
     grant_tree_access,
     secret_paths,
@@ -267,6 +268,8 @@ class Worker:
             self.notes.extend(grant_sandbox_access([*paths, profile.cache_dir(), self._profile_copy().parent]))
             self.notes.extend(grant_tree_access(profile.cache_dir()))
             self.notes.extend(withhold_from_sandbox([*secret_paths(profile), *self.private_paths]))
+            for warning in exposed_originals(profile):
+                print(warning, file=sys.stderr)
         self._user_ready = True
         return self._user
 

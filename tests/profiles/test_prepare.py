@@ -84,6 +84,8 @@ def test_stl10_offline_download_failure_names_the_url_and_the_option(tmp_path, s
     assert result.returncode == 2
     assert "cannot download STL-10" in result.stderr
     assert "--stl10 PATH" in result.stderr
+    left = [path.name for path in (tmp_path / "cache").rglob("*") if ".partial" in path.name]
+    assert not left, f"a failed download left {left} in the cache"
 
 
 def test_stl10_files_with_wrong_checksums_are_refused(tmp_path, synthetic):
