@@ -76,6 +76,19 @@ user = ensure_sandbox_user()
 assert user is not None, "not root: no sandbox user"
 print(f"sandbox user {user.name} (uid {user.uid})")' || die "could not create the unprivileged sandbox user"
 
+step "bubblewrap: the worker's namespaces (private mounts, no network, its own PIDs)"
+if ! command -v bwrap >/dev/null; then
+    run apt-get update
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bubblewrap \
+        || echo "setup.sh: WARNING: could not install bubblewrap; student code will be kept apart by the sandbox user only" >&2
+fi
+# Whether this image lets bubblewrap build namespaces for the sandbox user: the build log says, either way.
+run "$python" -c 'from autograder.worker.confinement import unavailable_reason
+from autograder.worker.sandbox import ensure_sandbox_user
+user = ensure_sandbox_user()
+problem = unavailable_reason(user.uid, user.gid)
+print("namespaces: available" if problem is None else f"WARNING: namespaces unavailable ({problem}); uid separation only")'
+
 step "prepare profile $profile"
 prepare=("$python" -m autograder prepare --profile "$profile")
 [ -z "$flickr8k" ] || prepare+=(--flickr8k "$flickr8k")

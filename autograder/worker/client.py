@@ -30,6 +30,7 @@ from autograder.worker.access import (
     secret_paths,
     withhold_from_sandbox,
 )
+from autograder.worker.confinement import Confinement, unavailable_reason
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     Observation,
@@ -140,6 +141,7 @@ class Worker:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         user: SandboxUser | str | None = "auto",
         private_paths: list[Path] | None = None,
+        confine: bool = True,
     ) -> None:
         self.profile = profile
         self.limits = limits
@@ -153,6 +155,8 @@ class Worker:
             self._imports, self._parts, self.notes = "", [], []
         self._user_choice = user
         self.private_paths = list(private_paths or [])
+        self._confine = confine
+        self.confinement_problem: str | None = None  # why the worker runs without namespaces, once tried
         self._profile_file: Path | None = None
         self._user: SandboxUser | None = None
         self._lease: SandboxLease | None = None
@@ -273,6 +277,38 @@ class Worker:
         self._user_ready = True
         return self._user
 
+    def _confinement(self, user: SandboxUser | None) -> Confinement | None:
+        """The namespaces the worker runs in: only the runtime, the package and the prepared profile visible, the
+        secrets among them masked. None (with a loud warning, once) where bubblewrap cannot build them."""
+        if not self._confine:
+            return None
+        problem = unavailable_reason(*((user.uid, user.gid) if user is not None else (None, None)))
+        if problem is not None:
+            if self.confinement_problem is None:
+                print(
+                    f"WARNING: student code runs WITHOUT namespace isolation: {problem}. Only "
+                    + ("the separate sandbox user" if user is not None else "nothing but resource limits")
+                    + " keeps it from the grader's files.",
+                    file=sys.stderr,
+                )
+            self.confinement_problem = problem
+            return None
+        profile = load_profile(self.profile)
+        readable = (Path(_interpreter()).parent, Path(sys.prefix), Path(sys.base_prefix), PACKAGE_ROOT,
+                    profile.cache_dir(), self._profile_copy().parent)
+        return Confinement(readable=readable, hidden=tuple([*secret_paths(profile), *self.private_paths]))
+
+    @property
+    def isolation(self) -> str:
+        """How the running (or last) worker was kept apart from the grader, in words for the grading log."""
+        parts = []
+        if self._proc is not None or self.starts:
+            if self._confine and self.confinement_problem is None:
+                parts.append("namespaces")
+            if self._user is not None:
+                parts.append(f"sandbox user {self._user.name}")
+        return " + ".join(parts) or "none (same user, no namespaces)"
+
     def _profile_copy(self) -> Path:
         """The profile the worker reads: a copy without thresholds, in a folder of its own."""
         if self._profile_file is None:
@@ -291,7 +327,7 @@ class Worker:
         env["PS7_WORKER_MAX_RESPONSE"] = str(self.max_response_bytes)
         argv = [_interpreter(), "-I", "-c", _BOOTSTRAP.format(root=str(REPO_ROOT))]
         try:
-            self._proc = start_sandboxed(argv, self.limits, env=env, user=user)
+            self._proc = start_sandboxed(argv, self.limits, env=env, user=user, confinement=self._confinement(user))
         except OSError as error:
             raise WorkerError(f"cannot start {argv[0]}: {error}") from error
         self.starts += 1

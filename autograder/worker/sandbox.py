@@ -45,6 +45,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from autograder.worker.confinement import Confinement, confined_argv, confined_exit_code
+
 MiB = 1024**2
 GiB = 1024**3
 
@@ -450,8 +452,10 @@ def _spawn(
     env: Mapping[str, str] | None,
     user: SandboxUser | None,
     stdin_pipe: bool,
+    confinement: Confinement | None = None,
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start argv with the limits, environment, user and private directory; the one setup path."""
+    """Start argv with the limits, environment, user and private directory (inside the confinement's namespaces
+    when one is given); the one setup path."""
     command = _check_argv(argv)
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a Limits, got {type(limits).__name__}")
@@ -460,6 +464,8 @@ def _spawn(
     if cwd is not None and not Path(cwd).is_dir():
         raise NotADirectoryError(f"sandbox cwd {cwd} is not an existing directory")
     private = _make_private_dir(user)
+    if confinement is not None:
+        command = confined_argv(command, confinement, private, Path(cwd) if cwd is not None else private)
     try:
         child_env = _build_env(private, env)
         rlimits = _rlimits(limits, user)
@@ -525,7 +531,7 @@ def _reap(proc: subprocess.Popen[bytes]) -> resource.struct_rusage | None:
         if proc.returncode is None:
             proc.returncode = -signal.SIGKILL
         return None
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.returncode = confined_exit_code(proc.args, os.waitstatus_to_exitcode(status))
     return usage
 
 
@@ -549,6 +555,7 @@ def run_sandboxed(
     env: dict[str, str] | None = None,
     stdin_bytes: bytes | None = None,
     user: SandboxUser | None = None,
+    confinement: Confinement | None = None,
 ) -> SandboxResult:
     """Run argv to completion in the sandbox and report what happened; never raises for child failures.
 
@@ -558,7 +565,9 @@ def run_sandboxed(
     if stdin_bytes is not None and not isinstance(stdin_bytes, (bytes, bytearray, memoryview)):
         raise TypeError(f"stdin_bytes must be bytes or None, got {type(stdin_bytes).__name__}")
     start = time.monotonic()
-    proc, private = _spawn(argv, limits, cwd=cwd, env=env, user=user, stdin_pipe=stdin_bytes is not None)
+    proc, private = _spawn(
+        argv, limits, cwd=cwd, env=env, user=user, stdin_pipe=stdin_bytes is not None, confinement=confinement
+    )
     captures = {proc.stdout: _Capture(limits.output_bytes), proc.stderr: _Capture(limits.output_bytes)}
     timed_out = flooded = False
     usage = None
@@ -814,10 +823,12 @@ def start_sandboxed(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     user: SandboxUser | None = None,
+    confinement: Confinement | None = None,
 ) -> SandboxProcess:
     """Start a long-lived sandboxed child (a persistent worker) and return its handle.
 
-    Same limits, environment, user switch and private directory as `run_sandboxed`.
+    Same limits, environment, user switch and private directory as `run_sandboxed`; with `confinement`, inside
+    namespaces that show it only the allowed paths (`autograder.worker.confinement`).
     """
-    proc, private = _spawn(argv, limits, cwd=cwd, env=env, user=user, stdin_pipe=True)
+    proc, private = _spawn(argv, limits, cwd=cwd, env=env, user=user, stdin_pipe=True, confinement=confinement)
     return SandboxProcess(proc, private, limits, user)
