@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from autograder.profiles.calibrate import CalibrationError, thresholds_from, worst_runs
+from autograder.profiles.calibrate import CalibrationError, calibrate, thresholds_from, worst_runs
+from autograder.profiles.profile import load_profile
+
+
+def write_json(path: Path, document: dict) -> Path:
+    path.write_text(json.dumps(document))
+    return path
 
 
 def _run(seed: int, method1: float, method2: float, method3: float, clip: float) -> dict:
@@ -27,3 +36,35 @@ def test_a_method_iii_run_at_the_method_i_threshold_refuses_to_calibrate():
     observed = [_run(0, 0.45, 0.80, 0.30, 0.96), _run(1, 0.41, 0.81, 0.36, 0.97)]
     with pytest.raises(CalibrationError, match=r"reached 0\.360 with Method III.*threshold 0\.36.*ae_epochs"):
         thresholds_from(worst_runs(observed), margin=0.05)
+
+
+@pytest.mark.slow
+def test_an_interrupted_calibration_resumes_from_its_log(synthetic, tmp_path, capsys):
+    """Real reference runs on one-epoch budgets: the first call stands for a calibration stopped after one run
+    (its log also ends in a line cut short), the second finishes the other run only and writes thresholds from
+    both, saying that it resumed and how long it expects the rest to take."""
+    raw = json.loads(synthetic.path.read_text())
+    raw["grading_budgets"].update(ae_epochs=1, probe_epochs=1, clip_epochs=1)
+    profile = load_profile(write_json(tmp_path / "synthetic.json", raw))
+    log = tmp_path / "runs.jsonl"
+    try:
+        calibrate(profile, 1, log=log)
+    except CalibrationError:  # one-epoch budgets may not separate Method III from Method I; the run is kept
+        pass
+    first = log.read_text()
+    assert [json.loads(line)["seed"] for line in first.splitlines()] == [0]
+    log.write_text(first + '{"seed": 1, "meth')
+    capsys.readouterr()
+    try:
+        calibrated = calibrate(load_profile(profile.path), 2, log=log)
+    except CalibrationError:
+        calibrated = None
+    printed = capsys.readouterr().out
+    assert "resuming: 1 of 2 runs were finished earlier" in printed
+    assert "expected duration: about" in printed and "from the runs finished earlier" in printed
+    lines = log.read_text().splitlines()
+    assert lines[:2] == [first.strip(), '{"seed": 1, "meth']  # the earlier run was not made again
+    assert json.loads(lines[2])["seed"] == 1 and len(lines) == 3
+    if calibrated is not None:
+        assert [run["seed"] for run in calibrated.calibration["observed"]] == [0, 1]
+        assert calibrated.calibration["observed"][0] == json.loads(first)
