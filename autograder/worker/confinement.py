@@ -15,6 +15,7 @@ kernel or a container refuses namespaces, `available` says why and the caller fa
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -91,9 +92,11 @@ def confined_argv(argv: Sequence[str], confinement: Confinement, private: Path, 
     if program is None:
         raise FileNotFoundError("bwrap")
     options = [program, *_namespace_options(), *_system_binds()]
-    for path in confinement.readable:
-        options += ["--ro-bind-try", str(path), str(path)]
-    for path in confinement.hidden:
+    # By their real paths: the worker reaches everything through them, and a symlinked way in (a checkout
+    # linked into a private folder) may be closed to the sandbox user.
+    for path in dict.fromkeys(os.path.realpath(path) for path in confinement.readable):
+        options += ["--ro-bind-try", path, path]
+    for path in map(Path, dict.fromkeys(os.path.realpath(path) for path in confinement.hidden)):
         if path.is_dir():
             options += ["--tmpfs", str(path), "--remount-ro", str(path)]
         elif path.exists():
