@@ -137,9 +137,12 @@ def write(student: Student, folder: Path = FOLDER) -> Path:
             "colab": {"provenance": []},
             "kernelspec": {"display_name": "Python 3", "name": "python3"},
         }
+        # Fixed cell ids, so that building again gives the same files.
         notebook.cells = [
-            nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
-            for kind, source in cells
+            nbformat.v4.new_code_cell(source, id=f"cell-{index}")
+            if kind == "code"
+            else nbformat.v4.new_markdown_cell(source, id=f"cell-{index}")
+            for index, (kind, source) in enumerate(cells, start=1)
         ]
         nbformat.write(notebook, path)
     elif student.export == "percent":

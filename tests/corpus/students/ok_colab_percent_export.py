@@ -33,8 +33,7 @@
 
 # %%
 from google.colab import drive
-
-drive.mount("/content/drive")
+drive.mount('/content/drive')
 
 # %%
 # %cd /content/drive/MyDrive/EECS442/ps7
@@ -65,16 +64,7 @@ import numpy as np
 import torch
 
 CLASS_NAMES: tuple[str, ...] = (
-    "airplane",
-    "bird",
-    "car",
-    "cat",
-    "deer",
-    "dog",
-    "horse",
-    "monkey",
-    "ship",
-    "truck",
+    "airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck",
 )
 IMAGE_SIZE = 96
 IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
@@ -190,7 +180,7 @@ def write_split(
     x_path.parent.mkdir(parents=True, exist_ok=True)
     with open(x_path, "wb") as f:
         for start in range(0, arr.shape[0], 1024):
-            f.write(np.ascontiguousarray(arr[start : start + 1024].transpose(0, 1, 3, 2)).tobytes())
+            f.write(np.ascontiguousarray(arr[start:start + 1024].transpose(0, 1, 3, 2)).tobytes())
     if y_path is not None:
         (lab + 1).astype(np.uint8).tofile(y_path)
     names = x_path.parent / "class_names.txt"
@@ -214,7 +204,6 @@ def verify_checksums(root: str | Path) -> list[str]:
         if digest.hexdigest() != expected:
             differing.append(name)
     return differing
-
 
 # %%
 # Reading Flickr8k (Images/ and captions.txt): one caption per image and an 80/20 split.
@@ -294,7 +283,6 @@ def load_images(folder: str | Path, filenames: Sequence[str], size: int = 64) ->
         out[i] = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy())
     return out
 
-
 # %%
 # Where the data, the pretrained backbones and the training budgets come from. On Colab (PS7_PROFILE
 # unset) everything is downloaded; the autograder sets PS7_PROFILE to use its offline, prepared copies.
@@ -329,7 +317,9 @@ def colab_setup(root="./data"):
         ae_epochs=100,
         probe_epochs=100,
         clip_epochs=3,
-        image_backbone=lambda: torchvision.models.resnet50(weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V2),
+        image_backbone=lambda: torchvision.models.resnet50(
+            weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V2
+        ),
         text_model="distilbert-base-uncased",
         image_embedding=2048,
         text_embedding=768,
@@ -346,7 +336,6 @@ if PS7_PROFILE:
 else:
     SETUP = colab_setup()
 torch.manual_seed(SETUP.seed)
-
 
 # %%
 def center_crop(images, size=64):
@@ -399,7 +388,6 @@ def show_images(images, titles=None, columns=8):
     plt.show()
     plt.close(figure)
 
-
 # %% [markdown]
 # ## 7.1 Autoencoders
 #
@@ -433,12 +421,10 @@ show_images(train_images[:8].float() / 255, [CLASS_NAMES[label] for label in tra
 # each with kernel size 4, stride 2 and padding 1, and a ReLU after every convolution. A 64×64 image
 # becomes a feature map of shape (N, 24, 4, 4). The encoder has 42,156 parameters.
 
-
 # %%
 def conv_block(c_in, c_out):
     # conv that halves the spatial size, then relu
     return nn.Sequential(nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1), nn.ReLU(inplace=True))
-
 
 # %%
 class Encoder(nn.Module):
@@ -455,7 +441,6 @@ class Encoder(nn.Module):
         out = self.net(x)
         return out
 
-
 # %% [markdown]
 # ### 7.1.2 Decoder (1 point)
 #
@@ -464,13 +449,11 @@ class Encoder(nn.Module):
 # ReLU between layers and a Sigmoid at the end, so that pixels lie in [0, 1]. It maps (N, 24, 4, 4)
 # to (N, 3, 64, 64) and has 42,135 parameters.
 
-
 # %%
 def deconv_block(c_in, c_out, last=False):
     # transposed conv that doubles the spatial size; sigmoid after the last one so pixels are in [0, 1]
     activation = nn.Sigmoid() if last else nn.ReLU(inplace=True)
     return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1), activation)
-
 
 # %%
 class Decoder(nn.Module):
@@ -486,7 +469,6 @@ class Decoder(nn.Module):
     def forward(self, x):
         return self.net(x)
 
-
 # %%
 class Autoencoder(nn.Module):
     def __init__(self, in_channels=3, feat_dim=64):
@@ -497,7 +479,6 @@ class Autoencoder(nn.Module):
     def forward(self, x):
         return self.decoder(self.encoder(x))
 
-
 # %% [markdown]
 # ### 7.1.3 Training the autoencoder (1 point)
 #
@@ -505,7 +486,6 @@ class Autoencoder(nn.Module):
 # one optimisation step on the mean squared error between the reconstruction and the input, with the
 # Adam optimiser created for you (learning rate 1e-3). Return the model and the list of mean losses
 # per epoch.
-
 
 # %%
 def train_ae(model, dataloader, epochs=100):
@@ -522,7 +502,6 @@ def train_ae(model, dataloader, epochs=100):
             epoch_loss += loss.item()
         loss_traj.append(epoch_loss / len(dataloader))
     return model, loss_traj
-
 
 # %%
 ae = Autoencoder().to(DEVICE)
@@ -541,18 +520,15 @@ with torch.no_grad():
 # Use Adam with learning rate 1e-3 and weight decay 1e-4, and the cross-entropy loss. Then set the
 # `supervised` argument of each of the three method cells below.
 
-
 # %%
 class Flatten(nn.Module):
     def forward(self, x):
         return x.view(x.size(0), -1)
 
-
 flatten = Flatten()
 
 # %%
 criterion = nn.CrossEntropyLoss()
-
 
 # %%
 def train_classifier(encoder, cls, dataloader, epochs=100, supervised=False):
@@ -577,7 +553,6 @@ def train_classifier(encoder, cls, dataloader, epochs=100, supervised=False):
         loss_traj.append(epoch_loss / len(dataloader))
     return cls, loss_traj
 
-
 # %%
 @torch.no_grad()
 def test(encoder, cls, dataloader):
@@ -593,7 +568,6 @@ def test(encoder, cls, dataloader):
     encoder.train(was_training[0])
     cls.train(was_training[1])
     return correct / total
-
 
 # %%
 # Method I: the autoencoder's encoder, frozen.
@@ -646,7 +620,8 @@ print(f"Method III accuracy: {method3_accuracy:.3f}")
 # - **method 2 accuracy:** 0.44
 # - **method 3 accuracy:** 0.26
 #
-# *Why:* reconstruction makes the encoder keep some information about the object, but not as much as training on labels.
+# *Why:* reconstruction makes the encoder keep some information about the object, but not as much as
+# training on labels.
 
 # %% [markdown]
 # ## 7.2 CLIP
@@ -736,13 +711,11 @@ class ClipBatches:
                 "attention_mask": self.tokens["attention_mask"][index].to(DEVICE),
             }
 
-
 # %% [markdown]
 # ### 7.2.1 Projection head (1 point)
 #
 # Implement `ProjectionHead(embedding_dim, projection_dim=256)`: a single linear layer from
 # `embedding_dim` to `projection_dim`, whose outputs are L2-normalised (each row has norm 1).
-
 
 # %%
 class ProjectionHead(nn.Module):
@@ -752,7 +725,6 @@ class ProjectionHead(nn.Module):
 
     def forward(self, x):
         return nn.functional.normalize(self.head(x), dim=-1)
-
 
 # %% [markdown]
 # ### 7.2.2 The CLIP model (2 points)
@@ -768,14 +740,12 @@ class ProjectionHead(nn.Module):
 # caption, and the loss is the mean of the cross-entropy over images (rows) and over captions
 # (columns). Do not use Python loops.
 
-
 # %%
 def symmetric_ce(logits):
     # logits[i, j] = similarity of image i and caption j; the matching caption is on the diagonal
     n = logits.size(0)
     targets = torch.arange(n, device=logits.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
-
 
 # %%
 class CLIPModel(nn.Module):
@@ -791,7 +761,6 @@ class CLIPModel(nn.Module):
         I = self.image_projection(self.image_encoder(batch["image"]))
         T = self.text_projection(self.text_encoder(batch["input_ids"], batch["attention_mask"]))
         return symmetric_ce(I @ T.T / self.temperature)
-
 
 # %%
 def train_clip(model, batches, epochs):
@@ -827,7 +796,6 @@ def embed_images(model, images, batch_size=128):
         embeddings.append(model.image_projection(model.image_encoder(ImageNetNormalize()(batch))))
     model.train()
     return torch.cat(embeddings)
-
 
 # %%
 caption_rows = read_captions(SETUP.flickr8k_root)
@@ -880,7 +848,6 @@ print(f"CLIP linear probe accuracy: {clip_accuracy:.3f}")
 # its embedding with the query's, and return the list of the `k` best filenames, best first. Do not
 # use Python loops.
 
-
 # %%
 @torch.no_grad()
 def retrieve_images(model, image_embeddings, query, image_filenames, k=9):
@@ -890,7 +857,6 @@ def retrieve_images(model, image_embeddings, query, image_filenames, k=9):
     top_k = sims.topk(k=k).indices
     matches = [image_filenames[int(i)] for i in top_k]
     return matches
-
 
 # %%
 val_embeddings = embed_images(clip_model, clip_val_images)

@@ -53,16 +53,7 @@ import numpy as np
 import torch
 
 CLASS_NAMES: tuple[str, ...] = (
-    "airplane",
-    "bird",
-    "car",
-    "cat",
-    "deer",
-    "dog",
-    "horse",
-    "monkey",
-    "ship",
-    "truck",
+    "airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck",
 )
 IMAGE_SIZE = 96
 IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
@@ -178,7 +169,7 @@ def write_split(
     x_path.parent.mkdir(parents=True, exist_ok=True)
     with open(x_path, "wb") as f:
         for start in range(0, arr.shape[0], 1024):
-            f.write(np.ascontiguousarray(arr[start : start + 1024].transpose(0, 1, 3, 2)).tobytes())
+            f.write(np.ascontiguousarray(arr[start:start + 1024].transpose(0, 1, 3, 2)).tobytes())
     if y_path is not None:
         (lab + 1).astype(np.uint8).tofile(y_path)
     names = x_path.parent / "class_names.txt"
@@ -202,7 +193,6 @@ def verify_checksums(root: str | Path) -> list[str]:
         if digest.hexdigest() != expected:
             differing.append(name)
     return differing
-
 
 # %%
 # Reading Flickr8k (Images/ and captions.txt): one caption per image and an 80/20 split.
@@ -282,7 +272,6 @@ def load_images(folder: str | Path, filenames: Sequence[str], size: int = 64) ->
         out[i] = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1).copy())
     return out
 
-
 # %%
 # Where the data, the pretrained backbones and the training budgets come from. On Colab (PS7_PROFILE
 # unset) everything is downloaded; the autograder sets PS7_PROFILE to use its offline, prepared copies.
@@ -317,7 +306,9 @@ def colab_setup(root="./data"):
         ae_epochs=100,
         probe_epochs=100,
         clip_epochs=3,
-        image_backbone=lambda: torchvision.models.resnet50(weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V2),
+        image_backbone=lambda: torchvision.models.resnet50(
+            weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V2
+        ),
         text_model="distilbert-base-uncased",
         image_embedding=2048,
         text_embedding=768,
@@ -334,7 +325,6 @@ if PS7_PROFILE:
 else:
     SETUP = colab_setup()
 torch.manual_seed(SETUP.seed)
-
 
 # %%
 def center_crop(images, size=64):
@@ -387,7 +377,6 @@ def show_images(images, titles=None, columns=8):
     plt.show()
     plt.close(figure)
 
-
 # %% [markdown]
 # ## 7.1 Autoencoders
 #
@@ -417,7 +406,6 @@ show_images(train_images[:8].float() / 255, [CLASS_NAMES[label] for label in tra
 # each with kernel size 4, stride 2 and padding 1, and a ReLU after every convolution. A 64×64 image
 # becomes a feature map of shape (N, 24, 4, 4). The encoder has 42,156 parameters.
 
-
 # %%
 class Encoder(nn.Module):
     def __init__(self, in_channels=3):
@@ -438,7 +426,6 @@ class Encoder(nn.Module):
         x = F.relu(x)
         return x
 
-
 # %% [markdown]
 # ### 7.1.2 Decoder (1 point)
 #
@@ -447,26 +434,20 @@ class Encoder(nn.Module):
 # ReLU between layers and a Sigmoid at the end, so that pixels lie in [0, 1]. It maps (N, 24, 4, 4)
 # to (N, 3, 64, 64) and has 42,135 parameters.
 
-
 # %%
 class Decoder(nn.Module):
     def __init__(self, out_channels=3, feat_dim=64):
         super(Decoder, self).__init__()
         relu = nn.ReLU()
         self.layers = nn.Sequential(
-            nn.ConvTranspose2d(24, 48, 4, 2, 1),
-            relu,
-            nn.ConvTranspose2d(48, 24, 4, 2, 1),
-            relu,
-            nn.ConvTranspose2d(24, 12, 4, 2, 1),
-            relu,
-            nn.ConvTranspose2d(12, out_channels, 4, 2, 1),
-            nn.Sigmoid(),
+            nn.ConvTranspose2d(24, 48, 4, 2, 1), relu,
+            nn.ConvTranspose2d(48, 24, 4, 2, 1), relu,
+            nn.ConvTranspose2d(24, 12, 4, 2, 1), relu,
+            nn.ConvTranspose2d(12, out_channels, 4, 2, 1), nn.Sigmoid(),
         )
 
     def forward(self, x):
         return self.layers(x)
-
 
 # %%
 class Autoencoder(nn.Module):
@@ -478,7 +459,6 @@ class Autoencoder(nn.Module):
     def forward(self, x):
         return self.decoder(self.encoder(x))
 
-
 # %% [markdown]
 # ### 7.1.3 Training the autoencoder (1 point)
 #
@@ -486,7 +466,6 @@ class Autoencoder(nn.Module):
 # one optimisation step on the mean squared error between the reconstruction and the input, with the
 # Adam optimiser created for you (learning rate 1e-3). Return the model and the list of mean losses
 # per epoch.
-
 
 # %%
 def train_ae(model, dataloader, epochs=100):
@@ -504,7 +483,6 @@ def train_ae(model, dataloader, epochs=100):
         loss_traj.append(epoch_loss / len(dataloader))
     return model, loss_traj
 
-
 # %%
 ae = Autoencoder().to(DEVICE)
 ae, ae_loss_traj = train_ae(ae, unlabeled_loader, epochs=SETUP.ae_epochs)
@@ -521,7 +499,6 @@ with torch.no_grad():
 # only the classifier is trained; with `supervised=True` encoder and classifier are trained together.
 # Use Adam with learning rate 1e-3 and weight decay 1e-4, and the cross-entropy loss. Then set the
 # `supervised` argument of each of the three method cells below.
-
 
 # %%
 def train_classifier(encoder, cls, dataloader, epochs=100, supervised=False):
@@ -545,7 +522,6 @@ def train_classifier(encoder, cls, dataloader, epochs=100, supervised=False):
         loss_traj.append(epoch_loss / len(dataloader))
     return cls, loss_traj
 
-
 # %%
 @torch.no_grad()
 def test(encoder, cls, dataloader):
@@ -561,7 +537,6 @@ def test(encoder, cls, dataloader):
     encoder.train(was_training[0])
     cls.train(was_training[1])
     return correct / total
-
 
 # %%
 # Method I: the autoencoder's encoder, frozen.
@@ -705,13 +680,11 @@ class ClipBatches:
                 "attention_mask": self.tokens["attention_mask"][index].to(DEVICE),
             }
 
-
 # %% [markdown]
 # ### 7.2.1 Projection head (1 point)
 #
 # Implement `ProjectionHead(embedding_dim, projection_dim=256)`: a single linear layer from
 # `embedding_dim` to `projection_dim`, whose outputs are L2-normalised (each row has norm 1).
-
 
 # %%
 class ProjectionHead(nn.Module):
@@ -723,7 +696,6 @@ class ProjectionHead(nn.Module):
         out = self.linear(x)
         out = out / out.norm(dim=-1, keepdim=True)
         return out
-
 
 # %% [markdown]
 # ### 7.2.2 The CLIP model (2 points)
@@ -739,14 +711,12 @@ class ProjectionHead(nn.Module):
 # caption, and the loss is the mean of the cross-entropy over images (rows) and over captions
 # (columns). Do not use Python loops.
 
-
 # %%
 def symmetric_ce(logits):
     # logits[i, j] = similarity of image i and caption j; the matching caption is on the diagonal
     n = logits.size(0)
     targets = torch.arange(n, device=logits.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
-
 
 # %%
 class CLIPModel(nn.Module):
@@ -762,7 +732,6 @@ class CLIPModel(nn.Module):
         I = self.image_projection(self.image_encoder(batch["image"]))
         T = self.text_projection(self.text_encoder(batch["input_ids"], batch["attention_mask"]))
         return symmetric_ce(I @ T.T / self.temperature)
-
 
 # %%
 def train_clip(model, batches, epochs):
@@ -798,7 +767,6 @@ def embed_images(model, images, batch_size=128):
         embeddings.append(model.image_projection(model.image_encoder(ImageNetNormalize()(batch))))
     model.train()
     return torch.cat(embeddings)
-
 
 # %%
 caption_rows = read_captions(SETUP.flickr8k_root)
@@ -851,7 +819,6 @@ print(f"CLIP linear probe accuracy: {clip_accuracy:.3f}")
 # its embedding with the query's, and return the list of the `k` best filenames, best first. Do not
 # use Python loops.
 
-
 # %%
 @torch.no_grad()
 def retrieve_images(model, image_embeddings, query, image_filenames, k=9):
@@ -863,7 +830,6 @@ def retrieve_images(model, image_embeddings, query, image_filenames, k=9):
     dot = (image_embeddings @ q.T).squeeze(1)
     idx = torch.argsort(dot, descending=True)[:k]
     return [image_filenames[j] for j in idx.tolist()]
-
 
 # %%
 val_embeddings = embed_images(clip_model, clip_val_images)

@@ -25,13 +25,13 @@
 # In[1]:
 
 
-get_ipython().system("pip install -q transformers")
+get_ipython().system('pip install -q transformers')
 
 
 # In[2]:
 
 
-get_ipython().run_line_magic("matplotlib", "inline")
+get_ipython().run_line_magic('matplotlib', 'inline')
 import matplotlib.pyplot as plt
 
 
@@ -65,16 +65,7 @@ import numpy as np
 import torch
 
 CLASS_NAMES: tuple[str, ...] = (
-    "airplane",
-    "bird",
-    "car",
-    "cat",
-    "deer",
-    "dog",
-    "horse",
-    "monkey",
-    "ship",
-    "truck",
+    "airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck",
 )
 IMAGE_SIZE = 96
 IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
@@ -190,7 +181,7 @@ def write_split(
     x_path.parent.mkdir(parents=True, exist_ok=True)
     with open(x_path, "wb") as f:
         for start in range(0, arr.shape[0], 1024):
-            f.write(np.ascontiguousarray(arr[start : start + 1024].transpose(0, 1, 3, 2)).tobytes())
+            f.write(np.ascontiguousarray(arr[start:start + 1024].transpose(0, 1, 3, 2)).tobytes())
     if y_path is not None:
         (lab + 1).astype(np.uint8).tofile(y_path)
     names = x_path.parent / "class_names.txt"
@@ -333,7 +324,9 @@ def colab_setup(root="./data"):
         ae_epochs=100,
         probe_epochs=100,
         clip_epochs=3,
-        image_backbone=lambda: torchvision.models.resnet50(weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V2),
+        image_backbone=lambda: torchvision.models.resnet50(
+            weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V2
+        ),
         text_model="distilbert-base-uncased",
         image_embedding=2048,
         text_embedding=768,
@@ -444,14 +437,10 @@ class Encoder(nn.Module):
         super(Encoder, self).__init__()
         relu = nn.ReLU()
         self.layers = nn.Sequential(
-            nn.Conv2d(in_channels, 12, 4, 2, 1),
-            relu,
-            nn.Conv2d(12, 24, 4, 2, 1),
-            relu,
-            nn.Conv2d(24, 48, 4, 2, 1),
-            relu,
-            nn.Conv2d(48, 24, 4, 2, 1),
-            relu,
+            nn.Conv2d(in_channels, 12, 4, 2, 1), relu,
+            nn.Conv2d(12, 24, 4, 2, 1), relu,
+            nn.Conv2d(24, 48, 4, 2, 1), relu,
+            nn.Conv2d(48, 24, 4, 2, 1), relu,
         )
 
     def forward(self, x):
@@ -895,10 +884,8 @@ print(f"CLIP linear probe accuracy: {clip_accuracy:.3f}")
 def retrieve_images(model, image_embeddings, query, image_filenames, k=9):
     t = TOKENIZER([query], padding=True, truncation=True, max_length=64, return_tensors="pt")
     text_emb = model.text_projection(
-        model.text_encoder(
-            input_ids=t["input_ids"].to(image_embeddings.device),
-            attention_mask=t["attention_mask"].to(image_embeddings.device),
-        )
+        model.text_encoder(input_ids=t["input_ids"].to(image_embeddings.device),
+                           attention_mask=t["attention_mask"].to(image_embeddings.device))
     )
     scores = (image_embeddings @ text_emb.T).squeeze(-1).cpu().numpy()
     best = np.argsort(-scores)[:k]
@@ -914,3 +901,4 @@ for query in SETUP.example_queries:
     print(query, "->", matches[:3])
     positions = [val_filenames.index(name) for name in matches]
     show_images(clip_val_images[positions].float() / 255, matches, columns=9)
+

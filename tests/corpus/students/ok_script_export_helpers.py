@@ -25,7 +25,7 @@
 # In[1]:
 
 
-get_ipython().system("nvidia-smi")
+get_ipython().system('nvidia-smi')
 
 
 # In[2]:
@@ -58,16 +58,7 @@ import numpy as np
 import torch
 
 CLASS_NAMES: tuple[str, ...] = (
-    "airplane",
-    "bird",
-    "car",
-    "cat",
-    "deer",
-    "dog",
-    "horse",
-    "monkey",
-    "ship",
-    "truck",
+    "airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck",
 )
 IMAGE_SIZE = 96
 IMAGE_BYTES = 3 * IMAGE_SIZE * IMAGE_SIZE
@@ -183,7 +174,7 @@ def write_split(
     x_path.parent.mkdir(parents=True, exist_ok=True)
     with open(x_path, "wb") as f:
         for start in range(0, arr.shape[0], 1024):
-            f.write(np.ascontiguousarray(arr[start : start + 1024].transpose(0, 1, 3, 2)).tobytes())
+            f.write(np.ascontiguousarray(arr[start:start + 1024].transpose(0, 1, 3, 2)).tobytes())
     if y_path is not None:
         (lab + 1).astype(np.uint8).tofile(y_path)
     names = x_path.parent / "class_names.txt"
@@ -326,7 +317,9 @@ def colab_setup(root="./data"):
         ae_epochs=100,
         probe_epochs=100,
         clip_epochs=3,
-        image_backbone=lambda: torchvision.models.resnet50(weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V2),
+        image_backbone=lambda: torchvision.models.resnet50(
+            weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V2
+        ),
         text_model="distilbert-base-uncased",
         image_embedding=2048,
         text_embedding=768,
@@ -559,7 +552,6 @@ with torch.no_grad():
 class Flatten(nn.Module):
     def forward(self, x):
         return x.view(x.size(0), -1)
-
 
 flatten = Flatten()
 
@@ -944,3 +936,4 @@ for query in SETUP.example_queries:
     print(query, "->", matches[:3])
     positions = [val_filenames.index(name) for name in matches]
     show_images(clip_val_images[positions].float() / 255, matches, columns=9)
+
