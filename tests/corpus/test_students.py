@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.corpus.harness import COMPONENT_POINTS, explain, graded, scores_by_component
-from tests.corpus.students.build import FOLDER
+from tests.corpus.students.build import FOLDER, write
 from tests.corpus.students.expected import EXPECTED, Outcome
 from tests.corpus.students.roster import STUDENTS
 
@@ -28,6 +28,16 @@ def test_every_submission_has_an_expected_outcome_and_a_file():
     for name, outcome in EXPECTED.items():
         assert set(outcome.loses) <= set(COMPONENT_POINTS), f"{name}: unknown component in {outcome.loses}"
         assert outcome.training in (None, *outcome.loses), f"{name}: trains a component it does not expect to fail"
+
+
+def test_the_builder_reproduces_the_committed_submissions(tmp_path):
+    """The files are the builder's output for the current student template (rebuild when it changes)."""
+    stale = [
+        student.filename
+        for student in STUDENTS
+        if write(student, tmp_path).read_bytes() != FILES[student.name].read_bytes()
+    ]
+    assert not stale, f"these differ from what `python -m tests.corpus.students.build` writes now: {stale}"
 
 
 def check_student(path: Path, outcome: Outcome, folder: Path) -> None:
