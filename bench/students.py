@@ -21,25 +21,23 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.corpus.harness import graded, scores_by_component  # noqa: E402
-from tests.corpus.students.build import FOLDER  # noqa: E402
+from tests.corpus.students.check import FILES  # noqa: E402
 from tests.corpus.students.expected import EXPECTED  # noqa: E402
-from tests.corpus.students.roster import STUDENTS  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="submissions to grade (default: all)")
-    names = parser.parse_args().names or [student.name for student in STUDENTS]
+    names = parser.parse_args().names or list(FILES)
     unknown = set(names) - set(EXPECTED)
     if unknown:
         parser.error(f"unknown submissions: {sorted(unknown)}")
-    files = {student.name: FOLDER / student.filename for student in STUDENTS}
     print(f"{'submission':42} {'seconds':>7} {'score':>6}  {'lost points in':30} verdict")
     mismatches = 0
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
             started = time.perf_counter()
-            document = graded(files[name], Path(scratch) / f"{name}.json", suite="all", training=True)
+            document = graded(FILES[name], Path(scratch) / f"{name}.json", suite="all", training=True)
             seconds = time.perf_counter() - started
             scores = scores_by_component(document)
             lost = sorted(component for component, (score, maximum) in scores.items() if score < maximum)
