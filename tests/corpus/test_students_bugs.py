@@ -7,7 +7,7 @@ import pytest
 
 from tests.corpus.students.check import BUGGY, check_student
 
-pytestmark = pytest.mark.timeout(1800)  # a grade, with training for some: minutes on a busy machine
+pytestmark = pytest.mark.timeout(1800)  # a grade: a minute or more on a busy machine
 
 
 @pytest.mark.parametrize("name", BUGGY, ids=str)

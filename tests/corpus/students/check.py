@@ -15,11 +15,11 @@ BUGGY = sorted(name for name, outcome in EXPECTED.items() if outcome.loses)
 
 
 def check_student(name: str, folder: Path) -> None:
-    """Grade `name` (all suites; training tests only for the component its outcome names): the components its
-    outcome names lose points, every other component keeps full marks."""
+    """Grade `name` (all suites, without the training tests): the components its outcome names lose points,
+    every other component keeps full marks."""
     outcome = EXPECTED[name]
     path = FILES[name]
-    document = graded(path, folder / "results.json", suite="all", training=outcome.training or False)
+    document = graded(path, folder / "results.json", suite="all", training=False)
     scores = scores_by_component(document)
     assert set(scores) == set(COMPONENT_POINTS), (
         f"{path.name}: components graded {sorted(scores)}:\n{explain(document)}"

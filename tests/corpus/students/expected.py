@@ -1,8 +1,8 @@
 """What a careful TA gives each submission of the student corpus.
 
 `loses`: the components that must lose points (every other component keeps full marks); empty for a correct
-submission, which must score 10/10. `training`: the component whose training tests the CI grade adds, for a
-bug that only training shows (None: the grade without training tests decides).
+submission, which must score 10/10. Every bug here shows without the training tests (the contract and
+reference-equality tests catch it), so CI grades without them; bench/students.py grades with them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Outcome:
     loses: tuple[str, ...] = ()
-    training: str | None = None
 
 
 FULL_MARKS = Outcome()
