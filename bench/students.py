@@ -12,6 +12,8 @@ Run: PS7_CACHE=<prepared synthetic cache> .venv/bin/python bench/students.py [NA
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import tempfile
 import time
@@ -37,7 +39,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for name in names:
             started = time.perf_counter()
-            document = graded(FILES[name], Path(scratch) / f"{name}.json", suite="all", training=True)
+            with contextlib.redirect_stdout(io.StringIO()):  # the student code's printed output, not the table's
+                document = graded(FILES[name], Path(scratch) / f"{name}.json", suite="all", training=True)
             seconds = time.perf_counter() - started
             scores = scores_by_component(document)
             lost = sorted(component for component, (score, maximum) in scores.items() if score < maximum)
