@@ -28,6 +28,7 @@ _DOWNLOAD_HINT = "In Colab use File > Download > Download .ipynb and submit that
 _PERCENT_MARKER = re.compile(r"^#\s?%%(?P<rest>(?:\s.*)?)$")
 _NBCONVERT_MARKER = re.compile(r"^# In\[[\d ]*\]:\s*$")
 _NON_CODE_CELL = re.compile(r"\[(?:markdown|md|raw)\]")
+_CODING_LINE = re.compile(r"^#.*coding[:=]")
 
 
 class IngestError(Exception):
@@ -174,8 +175,10 @@ def _python_cells(name: str, data: bytes) -> list[SourceCell]:
             cells.append((index + 1, is_code, []))
         else:
             cells[-1][2].append(line)
+    if any(_NBCONVERT_MARKER.match(line) for line in lines):
+        cells = [part for cell in cells for part in _nbconvert_markdown(*cell)]
     # Text before the first marker is a jupytext header of comments; it is a cell only if it holds code.
-    if len(cells) > 1 and not _has_code(cells[0][2]):
+    elif len(cells) > 1 and not _has_code(cells[0][2]):
         cells = cells[1:]
     if not any(_has_code(body) for _, is_code, body in cells if is_code):
         raise IngestError(f"{name} contains no Python code.")
@@ -185,10 +188,36 @@ def _python_cells(name: str, data: bytes) -> list[SourceCell]:
     ]
 
 
+def _nbconvert_markdown(start: int, is_code: bool, body: list[str]) -> list[tuple[int, bool, list[str]]]:
+    """`jupyter nbconvert --to script` writes markdown cells as comment lines after the code of the cell before
+    them, two blank lines apart (the first ones after the `#!` and coding lines): split such a trailing block off
+    as a text cell, so that report answers written in markdown are read from the export too. Comments that
+    follow code more closely stay with the code."""
+    code_end = max((index + 1 for index, line in enumerate(body) if _is_code_line(line)), default=0)
+    header = 0
+    if code_end == 0 and start == 0:  # the file's header: `#!/usr/bin/env python`, `# coding: utf-8`
+        while header < len(body) and (body[header].startswith("#!") or _CODING_LINE.match(body[header])):
+            header += 1
+
+    def opens_markdown(index: int) -> bool:
+        after_two_blank_lines = index >= 2 and not body[index - 1].strip() and not body[index - 2].strip()
+        return bool(body[index].strip()) and (code_end == 0 or after_two_blank_lines)
+
+    text_start = next((index for index in range(max(code_end, header), len(body)) if opens_markdown(index)), None)
+    if text_start is None:
+        return [(start, True, body)] if code_end else []
+    parts = [(start, True, body[:text_start])] if code_end else []
+    return [*parts, (start + text_start, False, body[text_start:])]
+
+
+def _is_code_line(line: str) -> bool:
+    return bool(line.strip()) and not line.lstrip().startswith("#")
+
+
 def _comment_text(lines: list[str]) -> str:
     """A markdown cell of a percent-format file: its comment lines without the leading `# `."""
     return "\n".join(line.lstrip().removeprefix("#").removeprefix(" ") for line in lines)
 
 
 def _has_code(lines: list[str]) -> bool:
-    return any(line.strip() and not line.lstrip().startswith("#") for line in lines)
+    return any(_is_code_line(line) for line in lines)

@@ -196,3 +196,23 @@ def test_markdown_cells_are_kept_as_text_for_the_reports(tmp_path):
     script = tmp_path / "s.py"
     script.write_text("# %%\nx = 1\n\n# %% [markdown]\n# method 2 accuracy: 45%\n")
     assert ingest(script).text_cells == ["method 2 accuracy: 45%\n"]
+
+
+def test_nbconvert_scripts_keep_their_markdown_as_text(tmp_path):
+    """`jupyter nbconvert --to script` writes markdown cells as comments two blank lines after the code before
+    them; the report answers are read from there. A comment right under code stays code."""
+    script = tmp_path / "export.py"
+    script.write_text(
+        "#!/usr/bin/env python\n# coding: utf-8\n\n# # Problem Set 7\n\n# In[1]:\n\n\nimport os\n"
+        "# a comment of the code\n\n\n# ### 7.1.5 Report\n# \n# method 1 accuracy: 0.31\n\n# In[2]:\n\n\nY = 2\n"
+    )
+    cells = read_cells(script, include_text=True)
+    assert [(cell.kind, cell.source.strip()) for cell in cells] == [
+        ("text", "# Problem Set 7"),
+        ("code", "import os\n# a comment of the code"),
+        ("text", "### 7.1.5 Report\n\nmethod 1 accuracy: 0.31"),
+        ("code", "Y = 2"),
+    ]
+    lines = script.read_text().split("\n")
+    assert [lines[cell.file_line - 1] for cell in cells] == ["# # Problem Set 7", "", "# ### 7.1.5 Report", ""]
+    assert ingest(script).text_cells[1].splitlines()[-1] == "method 1 accuracy: 0.31"
