@@ -73,7 +73,10 @@ def _likely(items: list, filenames: list[str], order: list[int], k: int) -> str:
 def _check(observed: dict, filenames: list[str], order: list[int], k: int) -> None:
     items = observed["items"]
     call = f"retrieve_images(model, image_embeddings, query, image_filenames, k={k}) with {len(filenames)} images"
-    assert items is not None, f"expected {call} to return a list of filenames; observed a {observed['type']}"
+    assert items is not None, (
+        f"expected {call} to return a sequence of filenames (a list, tuple, NumPy array or pandas Series); "
+        f"observed a {observed['type']}"
+    )
     if any(isinstance(item, int) for item in items):
         pytest.fail(
             f"expected {call} to return filenames (strings); observed {_shown(items)}: indices instead of "
