@@ -7,8 +7,9 @@ number of things (the tokenizer's keys, the k results) runs as often at both siz
 runs once more per image.
 
 Lines are counted with `sys.settrace`, on every Python version: its "line" event fires each time a loop
-re-runs its line, a one-line comprehension included, which is exactly what is counted (on 3.12+ settrace is
-built on `sys.monitoring`, whose own LINE event does not fire when a loop jumps back to the same line).
+re-runs its line, a one-line comprehension included, which is exactly what is counted. (`sys.monitoring`, on
+3.12+, fires LINE only when the line number changes, so a one-line comprehension would also need its JUMP
+events mapped back to lines; settrace does that itself and keeps one tested code path.)
 Only frames of student code (code objects compiled from files named "<cell N>") are traced, wherever they are
 called from, so helpers the student wrote count and the grader's and torch's own Python lines do not.
 
