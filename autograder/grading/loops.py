@@ -17,11 +17,13 @@ that is, when it ran at least once more for every `1 / GROWTH_PER_ITEM` extra it
   work the rule is about.
 The static scan (`autograder.ingest.static`) only names the lines that grew.
 
-A trace that cannot be trusted fails: a tracer removed while the function ran, or no line of the function
-itself seen although it returned (student code that switches tracing off). What remains forgeable: code
-that switches tracing off and back on around its loop, or runs the loop where no line is counted (in a
-thread, or in code compiled under a file name other than "<cell N>"); the counts are taken in the student's
-interpreter, like every observation that is not recomputed on the trusted side.
+A trace that cannot be trusted fails: a tracer removed while the function ran, no line of the function
+itself seen although it returned, or code that names the tracing hooks (`sys.settrace`, `frame.f_trace`, ...:
+switching tracing off and back on around a loop would hide it). What remains forgeable: reaching those hooks
+without naming them (`getattr` with a computed string), or running the loop where no line is counted (in a
+thread, in code compiled under a file name other than "<cell N>", or as `map` of a C function over the
+items); the counts are taken in the student's interpreter, like every observation that is not recomputed on
+the trusted side.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autograder.ingest.extract import Submission
-from autograder.ingest.static import LoopFinding
+from autograder.ingest.static import LoopFinding, find_tracing_names
 
 GROWTH_PER_ITEM = 0.25
 _CELL_FILE = re.compile(r"<cell (\d+)>")
@@ -70,8 +72,22 @@ def grown_lines(small: dict[str, Any], large: dict[str, Any]) -> list[GrownLine]
     ]
 
 
-def untrusted_trace(observations: list[dict[str, Any]], function: str) -> str | None:
-    """Why the counts cannot decide (the failure message), or None when every call was traced throughout."""
+def untrusted_trace(
+    observations: list[dict[str, Any]], function: str, submission: Submission, qualname: str
+) -> str | None:
+    """Why the counts cannot decide (the failure message), or None when every call was traced throughout and
+    the code (`qualname` and the helpers it reaches) does not name the tracing hooks that could hide a loop."""
+    try:
+        tracing = find_tracing_names(submission, qualname)
+    except KeyError:
+        tracing = []
+    if tracing:
+        return (
+            f"expected {function} to leave the interpreter's tracing alone (the grader counts the lines your code "
+            "runs to see whether it loops over the data); observed that it uses "
+            + "; ".join(tracing[:_SHOWN_LINES])
+            + ". Remove that code"
+        )
     if not all(observation["intact"] for observation in observations):
         return (
             f"expected {function} to run with the grader's line counter in place; observed that tracing was "

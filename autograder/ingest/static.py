@@ -18,6 +18,9 @@ _LOOP_WORDS = {
     ast.GeneratorExp: "generator expression",
 }
 _SNIPPET_CHARS = 60
+_TRACING_NAMES = {
+    "settrace", "setprofile", "gettrace", "getprofile", "monitoring", "_getframe", "f_trace", "f_trace_lines",
+}
 
 _FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -144,17 +147,31 @@ def _helpers(submission: Submission, located: _Located) -> list[tuple[str, _Loca
     return found
 
 
+def _followed(submission: Submission, qualname: str, follow_helpers: bool) -> list[tuple[str, _Located]]:
+    """`qualname` and, with `follow_helpers`, every student function, class method and same-class method it
+    reaches by name, each with the helper name it was reached through ("" for `qualname` itself)."""
+    start = _locate(submission, qualname)
+    followed: list[tuple[str, _Located]] = []
+    pending: list[tuple[str, _Located]] = [("", start)]
+    seen = {start.key}
+    while pending:
+        via, located = pending.pop(0)
+        followed.append((via, located))
+        if follow_helpers:
+            for name, helper in _helpers(submission, located):
+                if helper.key not in seen:
+                    seen.add(helper.key)
+                    pending.append((name, helper))
+    return followed
+
+
 def find_python_loops(submission: Submission, qualname: str, *, follow_helpers: bool = True) -> list[LoopFinding]:
     """Every for/while loop, comprehension and generator expression in `qualname` ("func" or "Class.method"):
     its body, nested functions, default values and decorators. With `follow_helpers`, the loops of the student
     functions, classes and same-class methods it refers to count too. Raises KeyError when the name is not
     defined."""
-    start = _locate(submission, qualname)
     findings: list[LoopFinding] = []
-    pending: list[tuple[str, _Located]] = [("", start)]
-    seen = {start.key}
-    while pending:
-        via, located = pending.pop(0)
+    for via, located in _followed(submission, qualname, follow_helpers):
         loops = [
             node for node in ast.walk(_scanned(located.node))
             if isinstance(node, ast.For | ast.AsyncFor | ast.While) or type(node) in _LOOP_WORDS
@@ -162,12 +179,29 @@ def find_python_loops(submission: Submission, qualname: str, *, follow_helpers: 
         for node in sorted(loops, key=lambda n: (n.lineno, n.col_offset)):
             word = "while loop" if isinstance(node, ast.While) else _LOOP_WORDS.get(type(node), "for loop")
             findings.append(LoopFinding(located.definition.cell, located.line_of(node), word, _snippet(node), via))
-        if follow_helpers:
-            for name, helper in _helpers(submission, located):
-                if helper.key not in seen:
-                    seen.add(helper.key)
-                    pending.append((name, helper))
     return findings
+
+
+def find_tracing_names(submission: Submission, qualname: str) -> list[str]:
+    """Where `qualname` or a helper it reaches names the interpreter's tracing hooks (`sys.settrace`,
+    `sys.setprofile`, `sys.gettrace`, `sys.monitoring`, ... as a name, an attribute or a string): code that
+    could hide a loop from the behavioural check by switching tracing off and back on around it. Each entry
+    reads "cell C, line L: `<name>`". Raises KeyError when the name is not defined."""
+    found: list[str] = []
+    for via, located in _followed(submission, qualname, follow_helpers=True):
+        for node in ast.walk(_scanned(located.node)):
+            if isinstance(node, ast.Attribute):
+                name = node.attr
+            elif isinstance(node, ast.Name):
+                name = node.id
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                name = node.value
+            else:
+                continue
+            if name in _TRACING_NAMES:
+                prefix = f"in helper {via}: " if via else ""
+                found.append(f"{prefix}{located.where(node)}: `{name}`")
+    return found
 
 
 def function_has_python_loops(submission: Submission, qualname: str, *, follow_helpers: bool = True) -> list[str]:

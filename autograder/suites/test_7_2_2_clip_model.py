@@ -230,7 +230,7 @@ def test_clip_forward_has_no_python_loops(observe, profile, submission):
     _check_scalar(_observe_losses(observe, TEMPERATURE, _loss_inputs(1, (3,), *_dims(profile)))[0])
     tensors = encode_tensors(_loss_inputs(2, LOOP_BATCHES, *_dims(profile)))
     batches = observe("clip_forward_line_counts", temperature=TEMPERATURE, tensors=tensors).data["batches"]
-    untrusted = untrusted_trace(batches, "CLIPModel.forward")
+    untrusted = untrusted_trace(batches, "CLIPModel.forward", submission, "CLIPModel.forward")
     if untrusted:
         pytest.fail(untrusted, pytrace=False)
     grown = grown_lines(*batches)

@@ -132,7 +132,7 @@ def test_retrieve_has_no_python_loops(observe, submission):
         "retrieve_line_counts", sizes=list(LOOP_SIZES), k=LOOP_K, query=QUERY, embedding_dim=EMBEDDING_DIM,
         text_dim=TEXT_DIM,
     ).data["calls"]
-    untrusted = untrusted_trace(calls, "retrieve_images")
+    untrusted = untrusted_trace(calls, "retrieve_images", submission, "retrieve_images")
     if untrusted:
         pytest.fail(untrusted, pytrace=False)
     grown = grown_lines(*calls)

@@ -158,8 +158,23 @@ MUTANTS = [
         [
             (
                 SCORES,
-                "__import__('sys').settrace(None)\n"
+                "getattr(__import__('sys'), 'set' + 'trace')(None)\n"
                 "    scores = torch.stack([embedding @ query_embedding[0] for embedding in image_embeddings])",
+            )
+        ],
+        ["7.2.4.3"],
+    ),
+    Mutant(
+        "retrieve-loop-hidden-by-pausing-the-tracer",
+        "7.2.4",
+        [
+            (
+                SCORES,
+                "import sys\n"
+                "    tracer = sys.gettrace()\n"
+                "    sys.settrace(None)\n"
+                "    scores = torch.stack([embedding @ query_embedding[0] for embedding in image_embeddings])\n"
+                "    sys.settrace(tracer)",
             )
         ],
         ["7.2.4.3"],

@@ -1,6 +1,7 @@
 import pytest
 
 from autograder.ingest import extract, function_has_python_loops, keyword_arguments_of_calls
+from autograder.ingest.static import find_tracing_names
 
 CLIP_CELL = """\
 class CLIPModel(nn.Module):
@@ -188,3 +189,19 @@ def test_student_classes_a_function_uses_and_decorators_are_followed():
         f"in helper with_loop: cell 1, line {_line_of(HIDDEN_CELL, 'function(v) for v')}: list comprehension "
         "`[function(v) for v in x]`"
     ]
+
+
+def test_tracing_hooks_are_found_in_the_function_and_its_helpers_however_they_are_named():
+    cells = [
+        "import sys",
+        "def quiet():\n    sys._getframe(1).f_trace_lines = False",
+        "def retrieve(x):\n    quiet()\n    hook = getattr(sys, 'settrace')\n    return x",
+        "def clean(x):\n    return x @ x.T",
+    ]
+    found = find_tracing_names(extract(cells), "retrieve")
+    assert found == [
+        "cell 3, line 3: `settrace`",
+        "in helper quiet: cell 2, line 2: `f_trace_lines`",
+        "in helper quiet: cell 2, line 2: `_getframe`",
+    ]
+    assert find_tracing_names(extract(cells), "clean") == []

@@ -59,11 +59,22 @@ def chunked(embeddings, query, k):
     return torch.topk(scores, k).indices.tolist()
 
 
+def loop_untraced_and_restored(embeddings, query, k):
+    tracer = sys.gettrace()
+    sys.settrace(None)
+    scores = torch.stack([embedding @ query for embedding in embeddings])
+    sys.settrace(tracer)
+    return torch.topk(scores, k).indices.tolist()
+
+
 def loop_untraced(embeddings, query, k):
     sys.settrace(None)
     scores = torch.stack([embedding @ query for embedding in embeddings])
     return torch.topk(scores, k).indices.tolist()
 """
+
+# The same cell as the grader's ingest sees it: cell 4 of a notebook, its imports in cell 1.
+SUBMISSION = extract(["import sys\nimport torch", "", "", STUDENT_CELL.replace("import sys\nimport torch\n", "\n\n")])
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +99,7 @@ def _line(text: str) -> int:
 
 def _grown(function) -> list[int]:
     observations = [_observe(function, SMALL), _observe(function, LARGE)]
-    assert untrusted_trace(observations, function.__name__) is None
+    assert untrusted_trace(observations, function.__name__, SUBMISSION, function.__name__) is None
     return [grown.line for grown in grown_lines(*observations)]
 
 
@@ -137,12 +148,21 @@ def test_switching_tracing_off_is_not_loop_free_it_fails(student):
     observations = [_observe(function, SMALL), _observe(function, LARGE)]
     assert grown_lines(*observations) == []  # the loop went unseen ...
     assert not observations[0]["intact"]
-    assert "tracing was switched off" in untrusted_trace(observations, "retrieve_images")  # ... and that fails
+    assert "tracing was switched off" in untrusted_trace(observations, "loop_untraced", extract([]), "loop_untraced")
+    assert "uses cell 4, line" in untrusted_trace(observations, "loop_untraced", SUBMISSION, "loop_untraced")
+
+
+def test_tracing_switched_off_and_on_around_a_loop_hides_it_but_naming_the_hooks_fails(student):
+    function = student["loop_untraced_and_restored"]
+    observations = [_observe(function, SMALL), _observe(function, LARGE)]
+    assert grown_lines(*observations) == [] and all(observation["intact"] for observation in observations)
+    message = untrusted_trace(observations, "retrieve_images", SUBMISSION, "loop_untraced_and_restored")
+    assert message is not None and f"cell 4, line {_line('sys.settrace(None)')}: `settrace`" in message
 
 
 def test_a_function_whose_own_lines_were_never_seen_fails():
     wrapper_only = {"size": SMALL, "lines": [], "entry_lines": 0, "intact": True}
-    message = untrusted_trace([wrapper_only, {**wrapper_only, "size": LARGE}], "retrieve_images")
+    message = untrusted_trace([wrapper_only, {**wrapper_only, "size": LARGE}], "f", SUBMISSION, "per_item_loop")
     assert message is not None and "observed none of them" in message
 
 
@@ -166,9 +186,9 @@ def test_the_first_line_of_a_decorated_function_is_its_own(student):
 
 
 def test_grown_lines_are_named_with_their_cell_and_static_finding(student):
-    submission = extract(["import torch", "", "", STUDENT_CELL.replace("import sys\nimport torch\n", "\n\n")])
     grown = grown_lines(_observe(student["per_item_loop"], SMALL), _observe(student["per_item_loop"], LARGE))
-    text = describe_grown_lines(grown, find_python_loops(submission, "per_item_loop"), submission, (8, 512), "images")
+    findings = find_python_loops(SUBMISSION, "per_item_loop")
+    text = describe_grown_lines(grown, findings, SUBMISSION, (8, 512), "images")
     assert text == (
         f"cell 4, line {_line('for embedding in')}: for loop `for embedding in embeddings` (ran 9 times for 8 "
         f"images, 513 times for 512); cell 4, line {_line('scores.append')}: `scores.append(embedding @ query)` "
