@@ -637,8 +637,10 @@ print(f"CLIP linear probe accuracy: {clip_accuracy:.3f}")
 #
 # Implement `retrieve_images(model, image_embeddings, query, image_filenames, k=9)`: embed the text
 # query with the model's text encoder and text projection, score every image by the dot product of
-# its embedding with the query's, and return the list of the `k` best filenames, best first. Do not
-# use Python loops.
+# its embedding with the query's, and return the `k` best filenames, best first, as a sequence of
+# strings (a list, tuple, NumPy array or pandas Series). Do not use Python loops over the images:
+# score and rank them all with tensor operations. A loop or comprehension over a fixed number of
+# things (the tokenizer's outputs, the `k` results) is fine.
 
 # %% tags=["graded"]
 @torch.no_grad()

@@ -1,5 +1,6 @@
-"""Static checks on a submission's parsed source, for requirements that running code cannot see
-("no Python loops") or that live in cells the grader never runs (the `supervised=` flag of a call).
+"""Static checks on a submission's parsed source: the loops a function holds, to name the lines that the
+behavioural "no Python loops" check saw grow (`autograder.grading.loops` gives the verdict), and what lives in
+cells the grader never runs (the `supervised=` flag of a call).
 Pure AST: nothing is executed, and literal values are read with `ast.literal_eval` only.
 """
 
@@ -17,6 +18,9 @@ _LOOP_WORDS = {
     ast.GeneratorExp: "generator expression",
 }
 _SNIPPET_CHARS = 60
+_TRACING_NAMES = {
+    "settrace", "setprofile", "gettrace", "getprofile", "monitoring", "_getframe", "f_trace", "f_trace_lines",
+}
 
 _FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -34,8 +38,27 @@ class _Located:
         """Identifies the function by position, since every lookup parses the definition afresh."""
         return (self.definition.cell, self.definition.lineno, self.node.lineno, self.node.col_offset)
 
+    def line_of(self, node: ast.AST) -> int:
+        return self.definition.lineno + node.lineno - 1
+
     def where(self, node: ast.AST) -> str:
-        return f"cell {self.definition.cell}, line {self.definition.lineno + node.lineno - 1}"
+        return f"cell {self.definition.cell}, line {self.line_of(node)}"
+
+
+@dataclass(frozen=True)
+class LoopFinding:
+    """One loop or comprehension: where it is (cell, line in the cell), what it is, and through which helper
+    it was reached ("" for the function itself)."""
+
+    cell: int
+    line: int
+    word: str
+    snippet: str
+    via: str = ""
+
+    def describe(self) -> str:
+        prefix = f"in helper {self.via}: " if self.via else ""
+        return f"{prefix}cell {self.cell}, line {self.line}: {self.word} `{self.snippet}`"
 
 
 def _snippet(node: ast.AST) -> str:
@@ -77,18 +100,41 @@ def _locate(submission: Submission, qualname: str) -> _Located:
     return _Located(node, definition, owner)
 
 
+def _scanned(node: _FunctionNode) -> ast.Module:
+    """What runs when the function is called, or hands work to code that does: its body, and also its default
+    values and decorators, where a lambda or a helper reference can hide a loop."""
+    arguments = node.args
+    defaults = [value for value in [*arguments.defaults, *arguments.kw_defaults] if value is not None]
+    extra = [ast.Expr(value) for value in [*defaults, *node.decorator_list]]
+    return ast.Module(body=[*extra, *node.body], type_ignores=[])
+
+
+def _class_methods(submission: Submission, name: str) -> list[tuple[str, _Located]]:
+    definition = submission.definitions[name]
+    node = ast.parse(definition.source).body[0]
+    assert isinstance(node, ast.ClassDef)
+    return [
+        (f"{name}.{member.name}", _Located(member, definition, node))
+        for member in _members(node).values()
+        if isinstance(member, _FunctionNode)
+    ]
+
+
 def _helpers(submission: Submission, located: _Located) -> list[tuple[str, _Located]]:
-    """Student functions and same-class methods that this function calls by name (`helper(...)`,
-    `self.helper(...)`), so that a loop moved into a helper is still found."""
+    """Student functions, the methods of student classes, and same-class methods that this function refers to
+    by name (`helper(...)`, `map(helper, x)`, `Scorer()(x)`, `self.helper(...)`), so that a loop moved into a
+    helper is still found."""
     args = located.node.args.posonlyargs + located.node.args.args
     self_name = args[0].arg if located.owner is not None and args else None
     methods = _members(located.owner) if located.owner is not None else {}
     found: list[tuple[str, _Located]] = []
-    for node in ast.walk(ast.Module(body=located.node.body, type_ignores=[])):
+    for node in ast.walk(_scanned(located.node)):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             definition = submission.definitions.get(node.id)
             if definition is not None and definition.kind == "function":
                 found.append((node.id, _locate(submission, node.id)))
+            elif definition is not None and definition.kind == "class":
+                found.extend(_class_methods(submission, node.id))
         elif (
             isinstance(node, ast.Attribute)
             and isinstance(node.value, ast.Name)
@@ -101,31 +147,66 @@ def _helpers(submission: Submission, located: _Located) -> list[tuple[str, _Loca
     return found
 
 
-def function_has_python_loops(submission: Submission, qualname: str, *, follow_helpers: bool = True) -> list[str]:
-    """Describe every for/while loop, comprehension and generator expression in the body of `qualname`
-    ("func" or "Class.method"), nested functions included; an empty list means loop-free.
-    With `follow_helpers`, loops in student functions or same-class methods it calls count too.
-    Raises KeyError when the name is not defined."""
+def _followed(submission: Submission, qualname: str, follow_helpers: bool) -> list[tuple[str, _Located]]:
+    """`qualname` and, with `follow_helpers`, every student function, class method and same-class method it
+    reaches by name, each with the helper name it was reached through ("" for `qualname` itself)."""
     start = _locate(submission, qualname)
-    findings: list[str] = []
+    followed: list[tuple[str, _Located]] = []
     pending: list[tuple[str, _Located]] = [("", start)]
     seen = {start.key}
     while pending:
         via, located = pending.pop(0)
-        loops = [
-            node for node in ast.walk(ast.Module(body=located.node.body, type_ignores=[]))
-            if isinstance(node, ast.For | ast.AsyncFor | ast.While) or type(node) in _LOOP_WORDS
-        ]
-        for node in sorted(loops, key=lambda n: (n.lineno, n.col_offset)):
-            word = "while loop" if isinstance(node, ast.While) else _LOOP_WORDS.get(type(node), "for loop")
-            prefix = f"in helper {via}: " if via else ""
-            findings.append(f"{prefix}{located.where(node)}: {word} `{_snippet(node)}`")
+        followed.append((via, located))
         if follow_helpers:
             for name, helper in _helpers(submission, located):
                 if helper.key not in seen:
                     seen.add(helper.key)
                     pending.append((name, helper))
+    return followed
+
+
+def find_python_loops(submission: Submission, qualname: str, *, follow_helpers: bool = True) -> list[LoopFinding]:
+    """Every for/while loop, comprehension and generator expression in `qualname` ("func" or "Class.method"):
+    its body, nested functions, default values and decorators. With `follow_helpers`, the loops of the student
+    functions, classes and same-class methods it refers to count too. Raises KeyError when the name is not
+    defined."""
+    findings: list[LoopFinding] = []
+    for via, located in _followed(submission, qualname, follow_helpers):
+        loops = [
+            node for node in ast.walk(_scanned(located.node))
+            if isinstance(node, ast.For | ast.AsyncFor | ast.While) or type(node) in _LOOP_WORDS
+        ]
+        for node in sorted(loops, key=lambda n: (n.lineno, n.col_offset)):
+            word = "while loop" if isinstance(node, ast.While) else _LOOP_WORDS.get(type(node), "for loop")
+            findings.append(LoopFinding(located.definition.cell, located.line_of(node), word, _snippet(node), via))
     return findings
+
+
+def find_tracing_names(submission: Submission, qualname: str) -> list[str]:
+    """Where `qualname` or a helper it reaches names the interpreter's tracing hooks (`sys.settrace`,
+    `sys.setprofile`, `sys.gettrace`, `sys.monitoring`, ... as a name, an attribute or a string): code that
+    could hide a loop from the behavioural check by switching tracing off and back on around it. Each entry
+    reads "cell C, line L: `<name>`". Raises KeyError when the name is not defined."""
+    found: list[str] = []
+    for via, located in _followed(submission, qualname, follow_helpers=True):
+        for node in ast.walk(_scanned(located.node)):
+            if isinstance(node, ast.Attribute):
+                name = node.attr
+            elif isinstance(node, ast.Name):
+                name = node.id
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                name = node.value
+            else:
+                continue
+            if name in _TRACING_NAMES:
+                prefix = f"in helper {via}: " if via else ""
+                found.append(f"{prefix}{located.where(node)}: `{name}`")
+    return found
+
+
+def function_has_python_loops(submission: Submission, qualname: str, *, follow_helpers: bool = True) -> list[str]:
+    """`find_python_loops`, each described as "cell C, line L: <kind> `<snippet>`"; empty means loop-free."""
+    return [finding.describe() for finding in find_python_loops(submission, qualname, follow_helpers=follow_helpers)]
 
 
 def _call_matches(call: ast.Call, func_name: str) -> bool:

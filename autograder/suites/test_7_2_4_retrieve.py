@@ -1,4 +1,5 @@
-"""7.2.4 retrieve_images (1 point): the k best filenames, best first, on fixed embeddings; no Python loops.
+"""7.2.4 retrieve_images (1 point): the k best filenames, best first, on fixed embeddings; no Python loops
+over the images, judged by the lines that run more often with more images (`autograder.grading.loops`).
 
 The model is a stub whose text encoder returns known features and whose text projection is a standard
 head with known weights, so the query embedding, and with it the expected ranking, is computed here.
@@ -8,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.ingest.static import function_has_python_loops
+from autograder.grading.loops import describe_grown_lines, grown_lines, untrusted_trace
+from autograder.ingest.static import find_python_loops
 from autograder.worker.protocol import encode_tensors
 
 QUERY = "a dog running on the grass"
@@ -16,6 +18,8 @@ TEXT_DIM = 16
 EMBEDDING_DIM = 8
 MIN_SCORE_GAP = 1e-3  # scores this far apart rank the same whatever the order of floating-point operations
 SHOWN = 5
+LOOP_SIZES = (8, 512)  # images; a loop over them runs 504 times more at the second size, fixed parts as often
+LOOP_K = 3
 
 pytestmark = pytest.mark.tags("7.2", "clip")
 
@@ -69,7 +73,10 @@ def _likely(items: list, filenames: list[str], order: list[int], k: int) -> str:
 def _check(observed: dict, filenames: list[str], order: list[int], k: int) -> None:
     items = observed["items"]
     call = f"retrieve_images(model, image_embeddings, query, image_filenames, k={k}) with {len(filenames)} images"
-    assert items is not None, f"expected {call} to return a list of filenames; observed a {observed['type']}"
+    assert items is not None, (
+        f"expected {call} to return a sequence of filenames (a list, tuple, NumPy array or pandas Series); "
+        f"observed a {observed['type']}"
+    )
     if any(isinstance(item, int) for item in items):
         pytest.fail(
             f"expected {call} to return filenames (strings); observed {_shown(items)}: indices instead of "
@@ -121,13 +128,25 @@ def test_retrieve_has_no_python_loops(observe, submission):
     """7.2.4 retrieve_images: scores and ranks the images without Python loops"""
     observed, filenames, order = _observe_retrieval(observe, seed=1, images=10, k=2)
     _check(observed, filenames, order, k=2)
-    try:
-        loops = function_has_python_loops(submission, "retrieve_images")
-    except KeyError as error:
-        pytest.fail(f"expected a function `retrieve_images`: {error.args[0]}", pytrace=False)
-    assert not loops, (
-        "expected retrieve_images to work on whole tensors, without Python loops; observed "
-        + "; ".join(loops)
-        + " (one matrix product scores every image; torch.topk or argsort ranks them; a NumPy array of the "
-        "filenames, indexed by the best indices, picks the names — a comprehension counts as a loop)"
-    )
+    calls = observe(
+        "retrieve_line_counts", sizes=list(LOOP_SIZES), k=LOOP_K, query=QUERY, embedding_dim=EMBEDDING_DIM,
+        text_dim=TEXT_DIM,
+    ).data["calls"]
+    untrusted = untrusted_trace(calls, "retrieve_images", submission, "retrieve_images")
+    if untrusted:
+        pytest.fail(untrusted, pytrace=False)
+    grown = grown_lines(*calls)
+    if grown:
+        try:
+            findings = find_python_loops(submission, "retrieve_images")
+        except KeyError:
+            findings = []
+        pytest.fail(
+            f"expected retrieve_images to work on whole tensors, without a Python loop over the images; observed "
+            f"lines that ran more often with more images (k = {LOOP_K} both times): "
+            + describe_grown_lines(grown, findings, submission, LOOP_SIZES, "images")
+            + ". One matrix product scores every image; torch.topk or argsort ranks them; indexing a NumPy array "
+            "of the filenames with the best indices picks the names (a loop or comprehension over the k results "
+            "or the tokenizer's outputs is fine)",
+            pytrace=False,
+        )

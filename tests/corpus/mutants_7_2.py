@@ -19,6 +19,7 @@ LOSS_TAIL = """\
         return (images_loss + texts_loss) / 2"""
 SYMMETRIC_MEAN = "return (images_loss + texts_loss) / 2"
 KEEP_TEMPERATURE = "self.temperature = temperature"
+TOKENS = 'tokens = TOKENIZER([query], padding=True, truncation=True, max_length=64, return_tensors="pt")'
 TOPK = "best = torch.topk(scores, k).indices.cpu().numpy()"
 SCORES = "scores = (image_embeddings @ query_embedding.T).squeeze(1)"
 FILENAMES = "return np.asarray(image_filenames, dtype=object)[best].tolist()"
@@ -145,14 +146,72 @@ MUTANTS = [
         [(SCORES, "scores = torch.stack([embedding @ query_embedding[0] for embedding in image_embeddings])")],
         ["7.2.4.3"],
     ),
+    Mutant(
+        "retrieve-ranks-with-a-python-sort-key",
+        "7.2.4",
+        [(TOPK, "best = sorted(range(len(scores)), key=lambda i: -float(scores[i]))[:k]")],
+        ["7.2.4.3"],
+    ),
+    Mutant(
+        "retrieve-loop-hidden-from-tracing",
+        "7.2.4",
+        [
+            (
+                SCORES,
+                "getattr(__import__('sys'), 'set' + 'trace')(None)\n"
+                "    scores = torch.stack([embedding @ query_embedding[0] for embedding in image_embeddings])",
+            )
+        ],
+        ["7.2.4.3"],
+    ),
+    Mutant(
+        "retrieve-loop-hidden-by-pausing-the-tracer",
+        "7.2.4",
+        [
+            (
+                SCORES,
+                "import sys\n"
+                "    tracer = sys.gettrace()\n"
+                "    sys.settrace(None)\n"
+                "    scores = torch.stack([embedding @ query_embedding[0] for embedding in image_embeddings])\n"
+                "    sys.settrace(tracer)",
+            )
+        ],
+        ["7.2.4.3"],
+    ),
+    Mutant(
+        "clip-logits-in-a-loop-over-rows",
+        "7.2.2",
+        [
+            (
+                LOGITS,
+                "logits = torch.stack([row @ text_embeddings.T for row in image_embeddings]) / self.temperature",
+            )
+        ],
+        ["7.2.2.5"],
+    ),
 ]
 
 VARIANTS = [
+    Variant(
+        "7.2-tokenizer-dict-comprehension-top-k-list-comprehension",
+        [
+            (
+                TOKENS,
+                "encoded = TOKENIZER([query], padding=True, truncation=True, max_length=64)\n"
+                "    tokens = {key: torch.tensor(v) for key, v in encoded.items()}",
+            ),
+            (TOPK, "top = torch.topk(scores, k).indices.tolist()"),
+            (FILENAMES, "return [image_filenames[i] for i in top]"),
+        ],
+    ),
+    Variant("7.2-numpy-array-of-filenames", [(FILENAMES, "return np.asarray(image_filenames)[best]")]),
     Variant(
         "7.2-norm-division-argsort-percent",
         [
             (HEAD_FORWARD, "x = self.projection(x)\n        return x / x.norm(dim=-1, keepdim=True)"),
             (TOPK, "best = torch.argsort(scores, descending=True)[:k].cpu().numpy()"),
+            (FILENAMES, "return tuple(np.asarray(image_filenames, dtype=object)[best])"),
             (REPORT, "**CLIP accuracy:** 80.2%"),
         ],
     ),

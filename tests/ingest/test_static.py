@@ -1,6 +1,7 @@
 import pytest
 
 from autograder.ingest import extract, function_has_python_loops, keyword_arguments_of_calls
+from autograder.ingest.static import find_tracing_names
 
 CLIP_CELL = """\
 class CLIPModel(nn.Module):
@@ -138,3 +139,69 @@ def test_keyword_values_of_the_three_method_cells_are_read_without_running_them(
     assert keyword_arguments_of_calls(submission, "train_classifier", "epochs") == [
         (2, None), (3, None), (4, 100), (5, None), (6, None), (7, None),
     ]
+
+
+HIDDEN_CELL = """\
+def loss_of_pairs(logits, combine=lambda rows: sum(row.max() for row in rows)):
+    return combine(logits)
+
+
+def scored_by_default(x, score=helper):
+    return score(x)
+
+
+class Scorer:
+    def __call__(self, x):
+        return [v for v in x]
+
+
+def uses_a_helper_class(x):
+    return Scorer()(x)
+
+
+@with_loop
+def decorated(x):
+    return x
+
+
+def with_loop(function):
+    return lambda x: [function(v) for v in x]
+"""
+
+
+def test_loops_in_default_values_and_helpers_they_name_are_found():
+    hidden = extract([LOOPS_CELL, HIDDEN_CELL])
+    assert function_has_python_loops(hidden, "loss_of_pairs") == [
+        "cell 2, line 1: generator expression `(row.max() for row in rows)`"
+    ]
+    assert function_has_python_loops(hidden, "scored_by_default") == [
+        f"in helper helper: cell 1, line {_line_of(LOOPS_CELL, 'v * 2')}: list comprehension `[v * 2 for v in x]`"
+    ]
+
+
+def test_student_classes_a_function_uses_and_decorators_are_followed():
+    hidden = extract([HIDDEN_CELL])
+    assert function_has_python_loops(hidden, "uses_a_helper_class") == [
+        f"in helper Scorer.__call__: cell 1, line {_line_of(HIDDEN_CELL, '[v for v in x]')}: list comprehension "
+        "`[v for v in x]`"
+    ]
+    assert function_has_python_loops(hidden, "decorated") == [
+        f"in helper with_loop: cell 1, line {_line_of(HIDDEN_CELL, 'function(v) for v')}: list comprehension "
+        "`[function(v) for v in x]`"
+    ]
+
+
+def test_tracing_hooks_are_found_in_the_function_and_its_helpers_however_they_are_named():
+    cells = [
+        "import sys",
+        "def quiet():\n    sys._getframe(1).f_trace_lines = False",
+        "def retrieve(x):\n    quiet()\n    hook = getattr(sys, 'settrace')\n    return x",
+        "def clean(x):\n    return x @ x.T",
+    ]
+    found = find_tracing_names(extract(cells), "retrieve")
+    assert found == [
+        "cell 3, line 3: `settrace`",
+        "in helper quiet: cell 2, line 2: `f_trace_lines`",
+        "in helper quiet: cell 2, line 2: `_getframe`",
+    ]
+    assert find_tracing_names(extract(cells), "clean") == []

@@ -8,6 +8,7 @@ the same numbers; `retrieve_images` gets a stub model whose query embedding the 
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,9 +22,11 @@ from torch import nn
 from autograder.profiles.profile import load_profile
 from autograder.training import runs
 from autograder.worker.probes.base import ProbeContext, ProbeError, instantiate, probe, tensors_argument
+from autograder.worker.probes.loops import count_student_lines
 from autograder.worker.standard import StandardProjectionHead
 
 HEADS = ("image_projection", "text_projection")
+MAX_RETRIEVAL_IMAGES = 4096
 ENCODER_SIZES = {"image_projection": "image_embedding", "text_projection": "text_embedding"}
 ENCODERS = {"image_encoder": "ImageEncoder", "text_encoder": "TextEncoder"}
 _DEVICE_WORDS = ("cuda", "nvidia", "device", "gpu")
@@ -251,21 +254,7 @@ def clip_loss(ctx: ProbeContext, temperature: float, tensors: str, seed: int = 0
     batch i, "image_features.i" and "text_features.i". For each batch: what forward returned (type, shape,
     value), after a `loss.backward()` that must not fail."""
     given = tensors_argument(tensors)
-    model = _clip_model(ctx, temperature, seed)
-    for attribute, prefix in zip(HEADS, ("image_head", "text_head"), strict=True):
-        head = getattr(model, attribute, None)
-        if not isinstance(head, StandardProjectionHead):
-            raise ProbeError(
-                f"`CLIPModel` should create `self.{attribute}` with `ProjectionHead(...)`; it is "
-                f"{'missing' if head is None else f'a {type(head).__name__}'}"
-            )
-        weight = given[f"{prefix}.weight"]
-        if head.projection.in_features != weight.shape[1]:
-            raise ProbeError(
-                f"`self.{attribute}` takes {head.projection.in_features} features, but its encoder gives "
-                f"{weight.shape[1]}: build it from the `{ENCODER_SIZES[attribute]}` argument of CLIPModel"
-            )
-        head.projection.load_state_dict({"weight": weight, "bias": given[f"{prefix}.bias"]})
+    model = _model_with_heads(ctx, temperature, seed, given)
     batches = []
     count = sum(1 for name in given if name.startswith("image_features."))
     for index in range(count):
@@ -286,6 +275,45 @@ def clip_loss(ctx: ProbeContext, temperature: float, tensors: str, seed: int = 0
                 "requires_grad": bool(tensor and loss.requires_grad),
             }
         )
+    return {"batches": batches}
+
+
+def _model_with_heads(ctx: ProbeContext, temperature: float, seed: int, given: dict[str, torch.Tensor]) -> nn.Module:
+    """The student's CLIPModel with the given weights loaded into its standard heads."""
+    model = _clip_model(ctx, temperature, seed)
+    for attribute, prefix in zip(HEADS, ("image_head", "text_head"), strict=True):
+        head = getattr(model, attribute, None)
+        if not isinstance(head, StandardProjectionHead):
+            raise ProbeError(
+                f"`CLIPModel` should create `self.{attribute}` with `ProjectionHead(...)`; it is "
+                f"{'missing' if head is None else f'a {type(head).__name__}'}"
+            )
+        weight = given[f"{prefix}.weight"]
+        if head.projection.in_features != weight.shape[1]:
+            raise ProbeError(
+                f"`self.{attribute}` takes {head.projection.in_features} features, but its encoder gives "
+                f"{weight.shape[1]}: build it from the `{ENCODER_SIZES[attribute]}` argument of CLIPModel"
+            )
+        head.projection.load_state_dict({"weight": weight, "bias": given[f"{prefix}.bias"]})
+    return model
+
+
+@probe
+def clip_forward_line_counts(ctx: ProbeContext, temperature: float, tensors: str, seed: int = 0) -> dict[str, Any]:
+    """How often each line of the student's code ran in `CLIPModel.forward` (and the helpers it calls), for
+    each batch of `tensors` (laid out as for `clip_loss`), through the stub encoders."""
+    given = tensors_argument(tensors)
+    model = _model_with_heads(ctx, temperature, seed, given)
+    forward = type(model).forward
+    batches = []
+    count = sum(1 for name in given if name.startswith("image_features."))
+    for index in range(count):
+        image_stub = _StubImageEncoder(given[f"image_features.{index}"])
+        model.image_encoder, model.text_encoder = image_stub, _StubTextEncoder(given[f"text_features.{index}"])
+        batch = _stub_batch(len(image_stub.features))
+        with _on_cpu(ctx):
+            _, counts = count_student_lines(functools.partial(model, batch), forward)
+        batches.append({"size": len(image_stub.features), **counts.as_json()})
     return {"batches": batches}
 
 
@@ -369,6 +397,15 @@ def _plain(item: object) -> object:
     return f"<{type(item).__name__}>"
 
 
+def _as_sequence(result: object) -> object:
+    """A returned sequence as the statement reads it: a list or tuple as it is; a NumPy array, a pandas
+    Series or a tensor (anything with a `tolist()`) through `tolist()`; anything else as it is."""
+    if isinstance(result, list | tuple | str):
+        return result
+    tolist = getattr(result, "tolist", None)
+    return tolist() if callable(tolist) else result
+
+
 @probe
 def retrieve(ctx: ProbeContext, tensors: str, query: str, filenames: list[str], k: int) -> dict[str, Any]:
     """`retrieve_images(model, image_embeddings, query, filenames, k)` with a stub model whose query embedding
@@ -378,10 +415,36 @@ def retrieve(ctx: ProbeContext, tensors: str, query: str, filenames: list[str], 
     model = _RetrievalModel(given["text_features"], given["weight"], given["bias"])
     with _on_cpu(ctx):
         result = ctx.get("retrieve_images")(model, given["image_embeddings"], query, list(filenames), k=k)
-    items = result.tolist() if isinstance(result, torch.Tensor | np.ndarray) else result
+    items = _as_sequence(result)
     sequence = isinstance(items, list | tuple)
     return {
         "type": type(result).__name__,
         "items": [_plain(item) for item in items] if sequence else None,
         "text_encoder_calls": model.text_encoder.calls,
     }
+
+
+@probe
+def retrieve_line_counts(
+    ctx: ProbeContext, sizes: list[int], k: int, query: str, embedding_dim: int, text_dim: int, seed: int = 0
+) -> dict[str, Any]:
+    """How often each line of the student's code ran in `retrieve_images` (and the helpers it calls) for each
+    number of images in `sizes`, with the same k, query and stub model; the embeddings are random (the counts,
+    not the ranking, are observed here)."""
+    generator = torch.Generator().manual_seed(seed)
+    text_features = torch.randn(1, text_dim, generator=generator)
+    weight = torch.randn(embedding_dim, text_dim, generator=generator)
+    bias = torch.randn(embedding_dim, generator=generator)
+    retrieve_images = ctx.get("retrieve_images")
+    calls = []
+    for size in sizes:
+        if not isinstance(size, int) or not k <= size <= MAX_RETRIEVAL_IMAGES:
+            raise ProbeError(f"internal grader error: {size!r} images for k = {k}")
+        model = _RetrievalModel(text_features, weight, bias)
+        embeddings = torch.nn.functional.normalize(torch.randn(size, embedding_dim, generator=generator), dim=-1)
+        filenames = [f"image_{index}.jpg" for index in range(size)]
+        call = functools.partial(retrieve_images, model, embeddings, query, filenames, k=k)
+        with _on_cpu(ctx):
+            _, counts = count_student_lines(call, retrieve_images)
+        calls.append({"size": size, **counts.as_json()})
+    return {"calls": calls}
