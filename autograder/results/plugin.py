@@ -60,6 +60,10 @@ GRADER_FAILED_NOTE = "This is not your fault: please contact the course staff."
 _TOTAL_TOLERANCE = 1e-6
 _TIMEOUT = re.compile(r"^Timeout \(>([\d.]+)s\)")
 
+DID_NOT_FINISH: pytest.StashKey[str] = pytest.StashKey()
+"""Set on an item by another plugin (the grading plugin, for the grade's deadline): what the student reads
+when pytest-timeout stops that test, instead of the generic time-limit message."""
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autograder-results", "Gradescope results (autograder.results.plugin)")
@@ -224,7 +228,10 @@ class ResultsPlugin:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        self._phases.setdefault(item.nodeid, {})[call.when] = _Phase(report.outcome, _message(report, call))
+        message = _message(report, call)
+        if _timeout_seconds(call) is not None and item.stash.get(DID_NOT_FINISH, None):
+            message = item.stash[DID_NOT_FINISH]
+        self._phases.setdefault(item.nodeid, {})[call.when] = _Phase(report.outcome, message)
         return report
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
@@ -410,18 +417,36 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
     if excinfo is None:
         return str(report.longreprtext).strip().splitlines()[-1] if report.longreprtext.strip() else "failed"
     error = excinfo.value
+    seconds = _timeout_seconds(call)
+    if seconds is not None:
+        return f"Time limit exceeded: this test was stopped after {seconds:g} s."
     if isinstance(error, AssertionError):
         return _assertion_text(clean_text(error, None))
     if isinstance(error, pytest.fail.Exception | pytest.skip.Exception):
-        text = clean_text(error.msg, None)
-        timeout = _TIMEOUT.match(text)
-        if timeout:
-            return f"Time limit exceeded: this test was stopped after {timeout.group(1)} s."
-        return text
+        return clean_text(error.msg, None)
     if isinstance(error, pytest.FixtureLookupError):
         return f"internal grader error: fixture {error.argname!r} not found"
     detail = clean_text(error, None)
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+def _timeout_seconds(call: pytest.CallInfo[None]) -> float | None:
+    """The time limit pytest-timeout stopped this phase at, or None. Its failure is `pytest.fail("Timeout
+    (>Ns) ...")`, or, when pytest runs without its terminal plugin (as `grade` runs it), an empty
+    AssertionError raised inside its SIGALRM handler before it gets to `pytest.fail`."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return None
+    error = excinfo.value
+    if isinstance(error, pytest.fail.Exception):
+        match = _TIMEOUT.match(str(error.msg))
+        return float(match.group(1)) if match else None
+    if isinstance(error, AssertionError):
+        for entry in excinfo.traceback:
+            if entry.frame.code.name == "timeout_sigalrm" and "pytest_timeout" in str(entry.path):
+                settings = entry.frame.f_locals.get("settings")
+                return float(getattr(settings, "timeout", 0) or 0)
+    return None
 
 
 def _assertion_text(text: str) -> str:
