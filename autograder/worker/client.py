@@ -34,8 +34,10 @@ from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     Observation,
     ProtocolError,
+    TensorSpec,
     decode_message,
     encode_message,
+    load_report,
     observation_from_response,
     truncate,
 )
@@ -214,9 +216,12 @@ class Worker:
             self._start_error = str(error)  # the same failure again for every later call, without a retry
             raise
 
-    def call(self, probe: str, *, timeout: float | None = None, **args: Any) -> Observation:
+    def call(
+        self, probe: str, *, timeout: float | None = None, expect: dict[str, TensorSpec] | None = None, **args: Any
+    ) -> Observation:
         """Run a probe in the worker; any failure of the worker becomes a failed Observation. The call waits
-        at most its own timeout and never past the grade's deadline."""
+        at most its own timeout and never past the grade's deadline; a successful answer must carry the tensors
+        of `expect`, of the shapes and dtypes it gives (checked before they are decoded)."""
         try:
             self.start()
         except DeadlineReached as error:
@@ -248,7 +253,7 @@ class Worker:
             self._discard()
             raise
         try:
-            observation = observation_from_response(message, self.max_response_bytes)
+            observation = observation_from_response(message, self.max_response_bytes, expect)
         except ProtocolError as error:
             self._discard()
             return Observation.failure(f"the worker's answer to `{probe}` was refused: {error}")
@@ -356,9 +361,13 @@ class Worker:
         if not observation.ok:
             self._discard()
             raise WorkerError(observation.message)
-        self.loaded = list(observation.data.get("loaded", []))
-        self.load_errors = {**dict(observation.data.get("errors", {})), **self._crashed}
-        self.import_errors = list(observation.data.get("import_errors", []))
+        try:
+            report = load_report(observation.data)
+        except ProtocolError as error:
+            self._discard()
+            raise WorkerError(f"the worker's load report was refused: {error}") from None
+        self.loaded, self.import_errors = report.loaded, report.import_errors
+        self.load_errors = {**report.errors, **self._crashed}
         if observation.stdout:
             self.stdout_log.append(f"[load] {observation.stdout}")
         return True

@@ -57,6 +57,10 @@ skipped otherwise):
   never unpickled it.
 - fork-bomb (root): forking without end while loading (each child execs `sleep 3600`) stops at the
   process-count limit ("FORK-LIMIT"); no child survives grading.
+- empty-wide-features (full suite): train_ae trains honestly, then makes the trained encoder answer with
+  `torch.empty(0, 10**8)` (no data, so no size limit sees it; a probe of that width takes 4 GB): the answer is
+  refused from its safetensors header ("was refused", "without its empty dimensions"), the Method I
+  accuracy test fails with that message, and the grader survives to write a complete results file.
 - message-bomb: a 5 MB exception message with a NUL byte, a lone surrogate and terminal escapes: valid,
   small results.
 
@@ -416,6 +420,13 @@ def _check_fork_bomb(graded: Graded) -> None:
     assert not survivors, f"{len(survivors)} forked children survived grading"
 
 
+def _check_empty_wide_features(graded: Graded) -> None:
+    [accuracy] = [test for test in graded.tests if test.get("number") == "7.1.3.3"]
+    assert accuracy["score"] == 0 and "method1_features` was refused" in accuracy["output"], graded.summary()
+    assert "Not run" not in graded.feedback, "the grader must finish every test"
+    assert graded.score > 0, "the honest parts still score"
+
+
 def _check_bomb(graded: Graded) -> None:
     assert "BOMB" in graded.feedback, "the exception was not reported"
 
@@ -546,6 +557,14 @@ CASES = [
     ),
     Case("pickle-payload", _pickle, "reference", ("should return a tensor",), some_fail=ENCODER, check=_check_pickle),
     Case("fork-bomb", _fork_bomb, "template", root_only=True, check=_check_fork_bomb),
+    Case(
+        "empty-wide-features",
+        _notebook(sub.with_empty_wide_features),
+        "reference",
+        ("was refused", "without its empty dimensions"),
+        full_suite=True,
+        check=_check_empty_wide_features,
+    ),
     Case("message-bomb", _notebook(lambda: sub.with_encoder(sub.MESSAGE_BOMB)), "template", check=_check_bomb),
 ]
 
@@ -667,5 +686,7 @@ def test_builders_find_the_cells_they_patch():
         sub.code_cell_index(notebook, sub.ENCODER_CELL)
         sub.code_cell_index(notebook, sub.DECODER_CELL)
     assert "while True" in sub.reference_encoder(forward_prefix=SPIN)
+    wide = sub.with_empty_wide_features()
+    assert "10**8" in wide.cells[sub.code_cell_index(wide, sub.TRAIN_AE_CELL)].source
     assert json.loads(sub.FORGED_RESULTS)["score"] == 10
-    assert len(CASES) >= 23 and len({case.id for case in CASES}) == len(CASES)
+    assert len(CASES) >= 24 and len({case.id for case in CASES}) == len(CASES)
