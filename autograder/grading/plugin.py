@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from autograder.grading.memory import MemoryLimit, grader_memory_bytes
 from autograder.grading.reference import ReferenceRunner
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import load_profile
@@ -73,7 +74,9 @@ class GradingPlugin:
     Time: `deadline` (default: the profile's, from now) bounds the whole grade: every worker call and load,
     and every test's pytest-timeout, end by it, and the tests after it fail at once with its message. A
     component one of whose worker calls ran out of time (or whose test hit its time limit) fails its
-    remaining tests at once with "did not finish", naming that call from this process's own records."""
+    remaining tests at once with "did not finish", naming that call from this process's own records.
+    Memory: `memory_bytes` ("default": `grading.memory.grader_memory_bytes()`; None: none) bounds this process's
+    address space while grading."""
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class GradingPlugin:
         training: bool | str = True,
         worker_options: dict[str, Any] | None = None,
         deadline: Deadline | None = None,
+        memory_bytes: int | None | str = "default",
     ) -> None:
         if submission is None and error is None:
             raise ValueError("GradingPlugin needs a submission or the error that prevented reading it")
@@ -100,6 +104,7 @@ class GradingPlugin:
         self.worker_options = dict(worker_options or {})
         self.deadline = deadline or Deadline.for_grade(load_profile(profile).deadline_minutes)
         self.stopped: dict[str, str] = {}  # component -> what ran out of time in it
+        self.memory = MemoryLimit(grader_memory_bytes() if memory_bytes == "default" else memory_bytes)
         self.worker_instance: Worker | None = None
         self.reference_instance = ReferenceRunner(profile)
         self.run_figures = Figures()
@@ -129,6 +134,10 @@ class GradingPlugin:
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Grade under the trusted process's memory limit (lifted again by `close`)."""
+        self.memory.apply()
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Start the worker's load, then build the reference namespace while it runs."""
@@ -226,6 +235,7 @@ class GradingPlugin:
     def close(self) -> None:
         if self.worker_instance is not None:
             self.worker_instance.close()
+        self.memory.restore()
 
 
 def _stopped_by_timeout(call: pytest.CallInfo[None]) -> bool:
