@@ -99,6 +99,7 @@ NOT_ROOT_REASON = (
 )
 RUN_TIMEOUT = 300  # seconds for one run_autograder; one takes 10-60 s on 2 busy cores
 LOOP_RUN_TIMEOUT = 600  # loop-in-method waits for the worker's per-call timeout (120 s, not configurable)
+FULL_RUN_TIMEOUT = 900  # a full-suite grade trains (about 4 min on 2 busy cores)
 LOOP_DEADLINE_SECONDS = 300
 SHORT_DEADLINE_SECONDS = 45
 DEADLINE_MARGIN_SECONDS = 90  # interpreter start, ingest and collection before the deadline starts, and teardown
@@ -563,6 +564,7 @@ CASES = [
         "reference",
         ("was refused", "without its empty dimensions"),
         full_suite=True,
+        timeout=FULL_RUN_TIMEOUT,
         check=_check_empty_wide_features,
     ),
     Case("message-bomb", _notebook(lambda: sub.with_encoder(sub.MESSAGE_BOMB)), "template", check=_check_bomb),
