@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 
 from autograder.profiles.profile import DEFAULT_PROFILE
+from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+UNSAFE_SAME_USER_HELP = (
+    "when not root: run student code as your own user anyway (it can then read the hidden tests and rewrite "
+    "results); without it, `grade --suite all` and `batch` refuse"
+)
 
 
 def _template(args: argparse.Namespace) -> int:
@@ -84,7 +89,19 @@ def _run_grade(
     return 0
 
 
+def _refused(command: str, unsafe_same_user: bool) -> bool:
+    """Print why `command` may not run as the grader's own user, unless the user accepted that risk."""
+    from autograder.worker.isolation import same_user_refusal
+
+    reason = None if unsafe_same_user else same_user_refusal(command)
+    if reason is not None:
+        print(reason, file=sys.stderr)
+    return reason is not None
+
+
 def _grade(args: argparse.Namespace) -> int:
+    if args.suite == "all" and _refused("grade --suite all", args.unsafe_same_user):
+        return 2
     return _run_grade(args.submission, args.results, args.profile, args.suite, args.only, html=args.html)
 
 
@@ -111,7 +128,7 @@ def _zip(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> int:
     from autograder.delivery.batch import BatchError, Options, batch_command
 
-    options = Options(profile=args.profile, suite=args.suite, timeout=args.timeout, force=args.force)
+    options = Options(args.profile, args.suite, args.timeout, force=args.force, unsafe_same_user=args.unsafe_same_user)
     try:
         return batch_command(args.folder, options, out=args.out, csv_path=args.csv, jobs=args.jobs)
     except BatchError as error:
@@ -150,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--suite", choices=("public", "all"), default="all", help="public tests only, or all (all)")
     grade.add_argument("--only", metavar="COMPONENT", help="only the tests of one component, e.g. 7.1.1")
     grade.add_argument("--html", type=Path, metavar="FILE", help="also write a report page with the run's figures")
+    grade.add_argument(UNSAFE_SAME_USER_FLAG, action="store_true", help=UNSAFE_SAME_USER_HELP)
     grade.set_defaults(handler=_grade)
 
     check = commands.add_parser("check", help="run the public checks on your notebook (seconds, no data set)")
@@ -173,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--suite", choices=("public", "all"), default="all", help="public tests only, or all (all)")
     batch.add_argument("--timeout", type=float, default=1800, help="seconds one submission may take (1800)")
     batch.add_argument("--force", action="store_true", help="regrade submissions graded by an earlier run")
+    batch.add_argument(UNSAFE_SAME_USER_FLAG, action="store_true", help=UNSAFE_SAME_USER_HELP)
     batch.set_defaults(handler=_batch)
     return parser
 

@@ -8,8 +8,14 @@ Layout: one sub-folder or one `.ipynb`/`.py` file per student in FOLDER. That is
 Each submission is graded by `python -m autograder grade` in its own process, so a submission that
 crashes, hangs or exhausts the grader costs only its own row. What a grade left behind is recorded in
 OUT/<id>/batch.json next to OUT/<id>/results.json; a later run skips a submission whose record says it
-was graded, with the same content, profile and suite, and whose results file is still valid. Submissions
-that could not be graded are retried on every run.
+was graded, with the same content, profile and suite, and whose results file is still the one recorded.
+Submissions that could not be graded are retried on every run.
+
+Scores come from what each grade process reports on a pipe of its own (`PS7_RESULTS_FD`, written by the
+results plugin when the grade ends; the worker never holds that descriptor), never from files in folders
+student code might write to: results.json is rewritten from the report, and its digest is recorded. Without
+a separate user for student code (the grader is not root) a batch refuses to run unless told
+`unsafe_same_user`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
+from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG, same_user_refusal
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBMISSION_SUFFIXES = (".ipynb", ".py")
 METADATA_NAME = "submission_metadata.yml"
@@ -45,6 +54,8 @@ _GRADER_FAILED = "The autograder failed"
 _COMPONENT = re.compile(r"\d+\.\d+\.\d+")
 OTHER = "other"  # the column of tests whose name and number carry no component
 _BINS = 20
+_REPORT_WAIT_SECONDS = 10.0  # after the grade exits, for its pipe to drain (a child still holding it: no more)
+_MAX_REPORT_BYTES = 16 * 1024**2
 
 
 class BatchError(Exception):
@@ -78,6 +89,7 @@ class Options:
     suite: str
     timeout: float
     force: bool = False
+    unsafe_same_user: bool = False  # grade even when student code would run as this user (see isolation)
 
 
 def find_submissions(folder: Path, exclude: Path | None = None) -> list[Submission]:
@@ -119,8 +131,16 @@ def content_digest(path: Path) -> str:
 def read_results(path: Path) -> dict[str, Any] | None:
     """The results file as a dict when it is usable (Gradescope's shape, finite scores), else None."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return parse_results(path.read_bytes())
+    except OSError:
+        return None
+
+
+def parse_results(text: bytes) -> dict[str, Any] | None:
+    """A results document as a dict when it is usable (Gradescope's shape, finite scores), else None."""
+    try:
+        document = json.loads(text)
+    except ValueError:
         return None
     if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
         return None
@@ -192,8 +212,14 @@ class _Grader:
         wanted = {"status": OK, "digest": digest, "profile": self.options.profile, "suite": self.options.suite}
         if not isinstance(record, dict) or any(record.get(key) != value for key, value in wanted.items()):
             return None
-        results = read_results(folder / RESULTS_NAME)
-        return Outcome(submission, OK, results=results, skipped=True) if results is not None else None
+        try:
+            text = (folder / RESULTS_NAME).read_bytes()
+        except OSError:
+            return None
+        results = parse_results(text)
+        if results is None or hashlib.sha256(text).hexdigest() != record.get("results_sha256"):
+            return None  # changed since the batch wrote it: regrade rather than trust it
+        return Outcome(submission, OK, results=results, skipped=True)
 
     def grade(self, submission: Submission) -> Outcome:
         digest = content_digest(submission.path)
@@ -208,14 +234,18 @@ class _Grader:
         results_path.unlink(missing_ok=True)
         argv = [self.python, "-m", "autograder", "grade", str(submission.path.resolve())]
         argv += ["--results", str(results_path), "--profile", self.options.profile, "--suite", self.options.suite]
+        argv += [UNSAFE_SAME_USER_FLAG] if self.options.unsafe_same_user else []
         started = time.monotonic()
-        status, reason = self._run(argv, folder / LOG_NAME)
-        results = read_results(results_path)
+        status, reason, reported = self._run(argv, folder / LOG_NAME)
+        results = parse_results(reported)
         if status == OK:
             if results is None:
-                status, reason = GRADER_ERROR, f"the grader left no valid {RESULTS_NAME} (see {folder / LOG_NAME})"
-            elif str(results.get("output", "")).startswith(_GRADER_FAILED):
-                status, reason = GRADER_ERROR, _last_line(str(results["output"]))
+                status, reason = GRADER_ERROR, f"the grader reported no valid results (see {folder / LOG_NAME})"
+            elif str(results.get("output", "")).startswith(_GRADER_FAILED) or not results["tests"]:
+                status, reason = GRADER_ERROR, _last_line(str(results.get("output", "")))
+        text = reported if status == OK else b""
+        if status == OK:  # the grade's own file may have been rewritten since; the report is the truth
+            _replace(results_path, text)
         record = {
             "submission": str(submission.path),
             "digest": digest,
@@ -224,32 +254,71 @@ class _Grader:
             "status": status,
             "reason": reason,
             "seconds": round(time.monotonic() - started, 1),
+            "results_sha256": hashlib.sha256(text).hexdigest() if status == OK else None,
         }
         (folder / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         return Outcome(submission, status, reason, results if status == OK else None)
 
-    def _run(self, argv: list[str], log: Path) -> tuple[str, str]:
-        with log.open("wb") as stream:
-            process = subprocess.Popen(argv, cwd=REPO_ROOT, env=self.env, stdout=stream, stderr=subprocess.STDOUT)
-            with self._lock:
-                self._running.add(process)
-            try:
-                code = process.wait(timeout=self.options.timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                return GRADER_ERROR, f"grading took longer than {self.options.timeout:g} s and was stopped"
-            finally:
+    def _run(self, argv: list[str], log: Path) -> tuple[str, str, bytes]:
+        """Run one grade: (status, reason, the results document it reported on its pipe)."""
+        read_end, write_end = os.pipe()
+        env = {**self.env, RESULTS_FD_ENVIRONMENT: str(write_end)}
+        reported = bytearray()
+        try:
+            with log.open("wb") as stream:
+                process = subprocess.Popen(
+                    argv, cwd=REPO_ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT, pass_fds=(write_end,)
+                )
+                os.close(write_end)
+                write_end = -1
+                reader = threading.Thread(target=_read_all, args=(read_end, reported), daemon=True)
+                reader.start()
                 with self._lock:
-                    self._running.discard(process)
+                    self._running.add(process)
+                try:
+                    code = process.wait(timeout=self.options.timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                    return GRADER_ERROR, f"grading took longer than {self.options.timeout:g} s and was stopped", b""
+                finally:
+                    with self._lock:
+                        self._running.discard(process)
+                reader.join(timeout=_REPORT_WAIT_SECONDS)
+        finally:
+            if write_end >= 0:
+                os.close(write_end)
         if code != 0:
-            return GRADER_ERROR, f"the grader exited with status {code}: {_last_line(log.read_text(errors='replace'))}"
-        return OK, ""
+            reason = f"the grader exited with status {code}: {_last_line(log.read_text(errors='replace'))}"
+            return GRADER_ERROR, reason, b""
+        return OK, "", bytes(reported)
 
     def stop_all(self) -> None:
         with self._lock:
             for process in self._running:
                 process.kill()
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    """Read a pipe to its end (when every process holding its write end has exited or closed it)."""
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            into += chunk
+            if len(into) > _MAX_REPORT_BYTES:
+                into.clear()  # unusable: parse_results refuses the empty report
+                break
+    finally:
+        os.close(fd)
+
+
+def _replace(path: Path, content: bytes) -> None:
+    """Write `content` to `path` atomically, replacing whatever is there (a link included, not followed)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(content)
+    os.replace(temporary, path)
 
 
 def _last_line(text: str) -> str:
@@ -269,6 +338,9 @@ def run_batch(
     histogram next to it."""
     if jobs < 1:
         raise BatchError(f"--jobs must be at least 1, got {jobs}")
+    refusal = None if options.unsafe_same_user else same_user_refusal("batch")
+    if refusal is not None:
+        raise BatchError(refusal)
     submissions = find_submissions(folder, exclude=out)
     grader = _Grader(out, options, jobs)
     grader.prepare()

@@ -8,16 +8,19 @@ could be read, and the reference namespace is built meanwhile: both take seconds
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
+from autograder.grading.memory import MemoryLimit, grader_memory_bytes
 from autograder.grading.reference import ReferenceRunner
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import load_profile
 from autograder.results.figures import Figures
-from autograder.results.plugin import get_plugin
+from autograder.results.plugin import DID_NOT_FINISH, get_plugin
 from autograder.worker.client import Worker
+from autograder.worker.deadline import Deadline
 
 _OUTPUT_LINES = 20
 
@@ -42,11 +45,38 @@ def matches_component(item: pytest.Item, component: str) -> bool:
     return doc.strip().startswith(component + " ")
 
 
+def component_of(item: pytest.Item) -> str:
+    """The component a test grades ("7.1.3" for test 7.1.3.2 or a test named "7.1.3 ..."), else its node id."""
+    parts = _number(item).split(".")
+    if len(parts) >= 3:
+        return ".".join(parts[:3])
+    doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
+    first = doc.split(" ", 1)[0]
+    return first if first.count(".") == 2 else item.nodeid
+
+
+def _own_timeout(item: pytest.Item) -> float:
+    """The test's pytest-timeout limit in seconds (its marker, else the ini's `timeout`; 0: none)."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and (marker.args or "timeout" in marker.kwargs):
+        value = marker.args[0] if marker.args else marker.kwargs["timeout"]
+    else:
+        value = item.config.getini("timeout") or 0
+    return float(value or 0)
+
+
 class GradingPlugin:
     """What the suites' fixtures `submission`, `worker`, `reference_runner` and `figures` give (see the suites'
     conftest, which finds this plugin with `get_grading_plugin`); `suite` "public" keeps only
     visible tests, `only` one component, `training` False leaves out the tests marked `training`, and a
-    component number keeps only that component's."""
+    component number keeps only that component's.
+
+    Time: `deadline` (default: the profile's, from now) bounds the whole grade: every worker call and load,
+    and every test's pytest-timeout, end by it, and the tests after it fail at once with its message. A
+    component one of whose worker calls ran out of time (or whose test hit its time limit) fails its
+    remaining tests at once with "did not finish", naming that call from this process's own records.
+    Memory: `memory_bytes` ("default": `grading.memory.grader_memory_bytes()`; None: none) bounds this process's
+    address space while grading."""
 
     def __init__(
         self,
@@ -58,6 +88,8 @@ class GradingPlugin:
         only: str | None = None,
         training: bool | str = True,
         worker_options: dict[str, Any] | None = None,
+        deadline: Deadline | None = None,
+        memory_bytes: int | None | str = "default",
     ) -> None:
         if submission is None and error is None:
             raise ValueError("GradingPlugin needs a submission or the error that prevented reading it")
@@ -70,6 +102,9 @@ class GradingPlugin:
         self.only = only
         self.training = training
         self.worker_options = dict(worker_options or {})
+        self.deadline = deadline or Deadline.for_grade(load_profile(profile).deadline_minutes)
+        self.stopped: dict[str, str] = {}  # component -> what ran out of time in it
+        self.memory = MemoryLimit(grader_memory_bytes() if memory_bytes == "default" else memory_bytes)
         self.worker_instance: Worker | None = None
         self.reference_instance = ReferenceRunner(profile)
         self.run_figures = Figures()
@@ -83,7 +118,8 @@ class GradingPlugin:
     def worker(self, submission: Submission) -> Worker:
         """The sandboxed worker holding the provided code and the submission's definitions."""
         if self.worker_instance is None:
-            self.worker_instance = Worker(submission, profile=self.profile, **self.worker_options)
+            options = {"deadline": self.deadline, **self.worker_options}
+            self.worker_instance = Worker(submission, profile=self.profile, **options)
         return self.worker_instance
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -99,6 +135,10 @@ class GradingPlugin:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Grade under the trusted process's memory limit (lifted again by `close`)."""
+        self.memory.apply()
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Start the worker's load, then build the reference namespace while it runs."""
         if self.submission_value is None:
@@ -111,6 +151,50 @@ class GradingPlugin:
                 self.reference_instance.prepare()
             except Exception:  # noqa: BLE001 - the first test that calls the reference fails with the reason
                 pass
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+        """Bound the test's time limit by the grade's deadline (pytest-timeout reads the closest marker), and
+        record a component that ran out of time during it."""
+        own = _own_timeout(item)
+        remaining = self.deadline.remaining()
+        if 0 < remaining and (own <= 0 or remaining < own):
+            item.add_marker(pytest.mark.timeout(remaining), append=False)
+            item.stash[DID_NOT_FINISH] = self.deadline.message
+        worker = self.worker_instance
+        seen = len(worker.timeouts) if worker is not None else 0
+        try:
+            return (yield)
+        finally:
+            worker = self.worker_instance
+            component = component_of(item)
+            if worker is not None and len(worker.timeouts) > seen and component not in self.stopped:
+                self.stopped[component] = worker.timeouts[seen]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Fail at once a test that cannot finish: the grade's deadline passed, or its component ran out of
+        time in an earlier test."""
+        if self.deadline.expired:
+            pytest.fail(self.deadline.message, pytrace=False)
+        reason = self.stopped.get(component_of(item))
+        if reason is not None:
+            pytest.fail(
+                f"did not finish: an earlier test of {component_of(item)} ran out of time ({reason}), so the "
+                "rest of its tests were not run; your code may loop forever or be far too slow",
+                pytrace=False,
+            )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """A test stopped by its own time limit stops its component too (the call that was running is named
+        by the worker's record when there is one)."""
+        report = yield
+        if call.when == "call" and _stopped_by_timeout(call):
+            self.stopped.setdefault(component_of(item), f"the test `{item.name}` reached its time limit")
+        return report
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -151,6 +235,16 @@ class GradingPlugin:
     def close(self) -> None:
         if self.worker_instance is not None:
             self.worker_instance.close()
+        self.memory.restore()
+
+
+def _stopped_by_timeout(call: pytest.CallInfo[None]) -> bool:
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, pytest.fail.Exception):
+        return str(error.msg).startswith("Timeout (>")
+    return isinstance(error, AssertionError) and any(
+        entry.frame.code.name == "timeout_sigalrm" for entry in call.excinfo.traceback
+    )
 
 
 def get_grading_plugin(config: pytest.Config) -> GradingPlugin:

@@ -15,6 +15,7 @@ from pathlib import Path
 PROFILE_DIR = Path(__file__).parent
 DEFAULT_PROFILE = "synthetic"
 NOTEBOOK_BATCH_SIZE = 128  # the provided `unlabeled_loader` and `train_loader`
+DEFAULT_DEADLINE_MINUTES = 15.0  # a whole grade, worker included (Gradescope's default limit is 40 min)
 _PREPARING_CODE = (
     "data/synthetic.py",
     "data/stl10.py",
@@ -66,6 +67,7 @@ class Profile:
     calibration: dict
     example_queries: tuple[str, ...]
     raw: dict
+    deadline_minutes: float = DEFAULT_DEADLINE_MINUTES  # the grade-wide deadline (autograder.grading.deadline)
 
     @property
     def calibrated(self) -> bool:
@@ -148,9 +150,12 @@ def load_profile(name_or_path: str | os.PathLike = DEFAULT_PROFILE) -> Profile:
             calibration=raw.get("calibration", {}),
             example_queries=tuple(raw.get("example_queries", ())),
             raw=raw,
+            deadline_minutes=float(raw.get("deadline_minutes", DEFAULT_DEADLINE_MINUTES)),
         )
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise ProfileError(f"{path}: missing or unexpected field ({error})") from error
+    if not profile.deadline_minutes > 0:
+        raise ProfileError(f"{path}: deadline_minutes must be a positive number, got {profile.deadline_minutes!r}")
     if profile.budgets.batch_size != NOTEBOOK_BATCH_SIZE:
         raise ProfileError(
             f"{path}: budgets.batch_size must be {NOTEBOOK_BATCH_SIZE}, the batch of the notebook's own loaders; "

@@ -3,7 +3,9 @@ wants to see what a submission learned rather than read numbers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -30,8 +32,20 @@ def render_html(results: Results, figures: Figures, *, title: str, profile: str)
 
 
 def write_html(results: Results, figures: Figures, path: str | os.PathLike[str], *, title: str, profile: str) -> Path:
+    """Write the page atomically without following a symbolic link: into a fresh, unpredictable file in the
+    target's folder (`mkstemp`: created exclusively, never through a link planted there), then renamed over
+    `path`, which replaces a link at `path` itself rather than the file it points to."""
     path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(render_html(results, figures, title=title, profile=profile), encoding="utf-8")
-    temporary.replace(path)
+    page = render_html(results, figures, title=title, profile=profile).encode("utf-8")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o644)  # as an ordinary page; mkstemp makes it 0o600
+            handle.write(page)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     return path
+

@@ -20,7 +20,9 @@ results so far and every other test listed at 0 points.
 from __future__ import annotations
 
 import inspect
+import json
 import math
+import os
 import re
 import sys
 import time
@@ -59,6 +61,14 @@ GRADER_FAILED_NOTE = "This is not your fault: please contact the course staff."
 
 _TOTAL_TOLERANCE = 1e-6
 _TIMEOUT = re.compile(r"^Timeout \(>([\d.]+)s\)")
+
+RESULTS_FD_ENVIRONMENT = "PS7_RESULTS_FD"
+"""A pipe's write end this process inherited (from `batch`): the final results are also written there, for a
+caller that must not trust files student code could rewrite. Read once and forgotten."""
+
+DID_NOT_FINISH: pytest.StashKey[str] = pytest.StashKey()
+"""Set on an item by another plugin (the grading plugin, for the grade's deadline): what the student reads
+when pytest-timeout stops that test, instead of the generic time-limit message."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -224,7 +234,10 @@ class ResultsPlugin:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        self._phases.setdefault(item.nodeid, {})[call.when] = _Phase(report.outcome, _message(report, call))
+        message = _message(report, call)
+        if _timeout_seconds(call) is not None and item.stash.get(DID_NOT_FINISH, None):
+            message = item.stash[DID_NOT_FINISH]
+        self._phases.setdefault(item.nodeid, {})[call.when] = _Phase(report.outcome, message)
         return report
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
@@ -243,6 +256,7 @@ class ResultsPlugin:
         self._final = self._build(final=True)
         if self.path is not None:
             write_results(self._final, self.path)
+        report_results(self._final)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.path is None or self._final is None:
@@ -295,6 +309,19 @@ class ResultsPlugin:
             write_results(results, self.path)
         except OSError as error:
             sys.stderr.write(f"autograder.results.plugin: could not write {self.path}: {error}\n")
+
+
+def report_results(results: Results) -> None:
+    """Write the results document to the pipe named by `PS7_RESULTS_FD`, when there is one, and close it."""
+    named = os.environ.pop(RESULTS_FD_ENVIRONMENT, None)
+    if not named:
+        return
+    payload = json.dumps(results.to_dict(), ensure_ascii=False, allow_nan=False).encode()
+    try:
+        with os.fdopen(int(named), "wb") as pipe:
+            pipe.write(payload)
+    except (OSError, ValueError) as error:
+        sys.stderr.write(f"autograder.results.plugin: could not report results on fd {named}: {error}\n")
 
 
 def _fraction(value: object) -> float:
@@ -410,18 +437,36 @@ def _message(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str:
     if excinfo is None:
         return str(report.longreprtext).strip().splitlines()[-1] if report.longreprtext.strip() else "failed"
     error = excinfo.value
+    seconds = _timeout_seconds(call)
+    if seconds is not None:
+        return f"Time limit exceeded: this test was stopped after {seconds:g} s."
     if isinstance(error, AssertionError):
         return _assertion_text(clean_text(error, None))
     if isinstance(error, pytest.fail.Exception | pytest.skip.Exception):
-        text = clean_text(error.msg, None)
-        timeout = _TIMEOUT.match(text)
-        if timeout:
-            return f"Time limit exceeded: this test was stopped after {timeout.group(1)} s."
-        return text
+        return clean_text(error.msg, None)
     if isinstance(error, pytest.FixtureLookupError):
         return f"internal grader error: fixture {error.argname!r} not found"
     detail = clean_text(error, None)
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+def _timeout_seconds(call: pytest.CallInfo[None]) -> float | None:
+    """The time limit pytest-timeout stopped this phase at, or None. Its failure is `pytest.fail("Timeout
+    (>Ns) ...")`, or, when pytest runs without its terminal plugin (as `grade` runs it), an empty
+    AssertionError raised inside its SIGALRM handler before it gets to `pytest.fail`."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return None
+    error = excinfo.value
+    if isinstance(error, pytest.fail.Exception):
+        match = _TIMEOUT.match(str(error.msg))
+        return float(match.group(1)) if match else None
+    if isinstance(error, AssertionError):
+        for entry in excinfo.traceback:
+            if entry.frame.code.name == "timeout_sigalrm" and "pytest_timeout" in str(entry.path):
+                settings = entry.frame.f_locals.get("settings")
+                return float(getattr(settings, "timeout", 0) or 0)
+    return None
 
 
 def _assertion_text(text: str) -> str:

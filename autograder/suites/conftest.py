@@ -5,7 +5,8 @@
 - `observe(probe, **args)` runs a probe on the student's code (in the sandboxed worker);
 - `reference(probe, **args)` runs the same probe on the solution (here, in the trusted process);
 - `profile`, `train_labels`, `test_labels`: the profile's budgets and thresholds and the STL-10 labels,
-  which never leave this process; `probe_accuracy(observation)` scores features the worker returned;
+  which never leave this process; `probe_accuracy(observation)` scores features the worker returned,
+  obtained with `expect=expected_features` (their shapes and dtypes, checked before they are decoded);
 - `run_seed`: a seed drawn afresh for every grading run, for numeric checks whose inputs a submission
   must not be able to predict.
 """
@@ -27,7 +28,7 @@ from autograder.profiles.profile import Profile, load_profile
 from autograder.results.figures import Figures
 from autograder.training.probe import probe_accuracy as fit_and_score
 from autograder.worker.client import Worker
-from autograder.worker.protocol import Observation
+from autograder.worker.protocol import Observation, TensorSpec
 
 
 @pytest.fixture(scope="session")
@@ -99,9 +100,17 @@ def test_labels(stl10_labels: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
+def expected_features(train_labels: torch.Tensor, test_labels: torch.Tensor) -> dict[str, TensorSpec]:
+    """What a probe returning features for the linear probe must send: one float row per labelled train and
+    test image, of any width from 1 to `protocol.MAX_DIMENSION` (so that the probe built from them is bounded)."""
+    return {"train": TensorSpec((len(train_labels), None)), "test": TensorSpec((len(test_labels), None))}
+
+
+@pytest.fixture(scope="session")
 def probe_accuracy(profile: Profile, train_labels: torch.Tensor, test_labels: torch.Tensor) -> Callable[..., float]:
     """`probe_accuracy(observation)`: the trusted linear probe (the notebook's protocol, the profile's epochs)
-    fitted on the observation's "train" features and scored on its "test" features."""
+    fitted on the observation's "train" features and scored on its "test" features (an observation made with
+    `expect=expected_features`)."""
 
     def score(observation: Observation) -> float:
         train, test = observation.tensors["train"], observation.tensors["test"]

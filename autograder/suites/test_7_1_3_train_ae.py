@@ -104,12 +104,13 @@ def test_train_ae_matches_the_reference(observe, reference, run_seed):
 
 
 @pytest.fixture(scope="session")
-def method1_run(worker, profile) -> Observation:
+def method1_run(worker, profile, expected_features) -> Observation:
     """The standard autoencoder trained by the student's train_ae on the profile's budget, once per grading run."""
     budgets = profile.grading_budgets
     return worker.call(
         "method1_features",
         timeout=TRAINING_TIMEOUT,
+        expect=expected_features,
         epochs=budgets.ae_epochs,
         seed=profile.seed,
         batch_size=budgets.batch_size,

@@ -250,11 +250,12 @@ def test_clip_forward_has_no_python_loops(observe, profile, submission):
 
 
 @pytest.fixture(scope="session")
-def clip_training(worker, profile):
+def clip_training(worker, profile, expected_features):
     """The one CLIP training run of a grading run: the student's CLIPModel, everything else standard."""
     return worker.call(
         "clip_training_features",
         timeout=TRAINING_TIMEOUT,
+        expect=expected_features,
         epochs=profile.grading_budgets.clip_epochs,
         seed=profile.seed,
     )

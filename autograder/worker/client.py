@@ -31,12 +31,15 @@ from autograder.worker.access import (
     withhold_from_sandbox,
 )
 from autograder.worker.confinement import Confinement, unavailable_reason
+from autograder.worker.deadline import Deadline
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     Observation,
     ProtocolError,
+    TensorSpec,
     decode_message,
     encode_message,
+    load_report,
     observation_from_response,
     truncate,
 )
@@ -57,6 +60,11 @@ _MAX_LOAD_ATTEMPTS = 8
 
 class WorkerError(RuntimeError):
     """The worker cannot be started at all (a grader problem, not the student's)."""
+
+
+class DeadlineReached(WorkerError):
+    """The grade-wide deadline passed while waiting for the worker (not a timeout of one call or definition:
+    nothing is blamed on the name the worker last reported)."""
 
 
 def provided_definitions() -> dict[str, str | None]:
@@ -142,8 +150,10 @@ class Worker:
         user: SandboxUser | str | None = "auto",
         private_paths: list[Path] | None = None,
         confine: bool = True,
+        deadline: Deadline | None = None,
     ) -> None:
         self.profile = profile
+        self.deadline = deadline
         self.limits = limits
         self.call_timeout = call_timeout
         self.load_timeout = load_timeout
@@ -173,6 +183,7 @@ class Worker:
         self.loaded: list[str] = []
         self.starts = 0
         self.stdout_log: list[str] = []
+        self.timeouts: list[str] = []  # what each call that ran out of time was, in the order it happened
 
     # ------------------------------------------------------------------ public
     @property
@@ -198,27 +209,41 @@ class Worker:
             raise WorkerError(self._start_error)
         try:
             for _ in range(_MAX_LOAD_ATTEMPTS):
+                if self.deadline is not None and self.deadline.expired:
+                    raise DeadlineReached(self.deadline.message)
                 if self._pending_load is None:
                     self._launch()
                 if self._finish_load():
                     return
             raise WorkerError(f"the worker could not load the submission after {_MAX_LOAD_ATTEMPTS} attempts")
         except WorkerError as error:
+            self._discard()
             self._start_error = str(error)  # the same failure again for every later call, without a retry
             raise
 
-    def call(self, probe: str, *, timeout: float | None = None, **args: Any) -> Observation:
-        """Run a probe in the worker; any failure of the worker becomes a failed Observation."""
+    def call(
+        self, probe: str, *, timeout: float | None = None, expect: dict[str, TensorSpec] | None = None, **args: Any
+    ) -> Observation:
+        """Run a probe in the worker; any failure of the worker becomes a failed Observation. The call waits
+        at most its own timeout and never past the grade's deadline; a successful answer must carry the tensors
+        of `expect`, of the shapes and dtypes it gives (checked before they are decoded)."""
         try:
             self.start()
+        except DeadlineReached as error:
+            return Observation.failure(str(error))
         except WorkerError as error:
             return Observation.failure(f"the grader could not start the worker that runs your code: {error}")
         limit = self.call_timeout if timeout is None else timeout
         request_id = self._send({"op": "call", "probe": probe, "args": args})
         try:
             message = self._receive(request_id, time.monotonic() + limit)
+        except DeadlineReached as error:
+            self._discard()
+            self.timeouts.append(f"`{probe}` was running when the grade's time limit was reached")
+            return Observation.failure(f"{error} while `{probe}` was running")
         except TimeoutError:
             self._discard()
+            self.timeouts.append(f"`{probe}` did not finish within {limit:g} s")
             return Observation.failure(
                 f"`{probe}` did not finish within {limit:g} s and was stopped: your code may loop forever "
                 "or be far too slow"
@@ -229,8 +254,11 @@ class Worker:
         except ProtocolError as error:
             self._discard()
             return Observation.failure(f"the worker's answer to `{probe}` was refused: {error}")
+        except BaseException:  # a test's own time limit (pytest-timeout) mid-answer: the stream is out of step
+            self._discard()
+            raise
         try:
-            observation = observation_from_response(message, self.max_response_bytes)
+            observation = observation_from_response(message, self.max_response_bytes, expect)
         except ProtocolError as error:
             self._discard()
             return Observation.failure(f"the worker's answer to `{probe}` was refused: {error}")
@@ -372,9 +400,13 @@ class Worker:
         if not observation.ok:
             self._discard()
             raise WorkerError(observation.message)
-        self.loaded = list(observation.data.get("loaded", []))
-        self.load_errors = {**dict(observation.data.get("errors", {})), **self._crashed}
-        self.import_errors = list(observation.data.get("import_errors", []))
+        try:
+            report = load_report(observation.data)
+        except ProtocolError as error:
+            self._discard()
+            raise WorkerError(f"the worker's load report was refused: {error}") from None
+        self.loaded, self.import_errors = report.loaded, report.import_errors
+        self.load_errors = {**report.errors, **self._crashed}
         if observation.stdout:
             self.stdout_log.append(f"[load] {observation.stdout}")
         return True
@@ -414,8 +446,9 @@ class Worker:
         return self._next_id
 
     def _receive(self, request_id: int, deadline: float, current: list[str | None] | None = None) -> dict[str, Any]:
-        """The response to `request_id`, recording load progress in `current`. Raises TimeoutError, EOFError
-        (the worker closed its end) or ProtocolError."""
+        """The response to `request_id`, recording load progress in `current`. Raises TimeoutError at
+        `deadline`, DeadlineReached at the grade's deadline when that comes first, EOFError (the worker closed
+        its end) or ProtocolError."""
         while True:
             message = decode_message(self._read_line(deadline), self.max_response_bytes)
             if message.get("id") != request_id:
@@ -440,7 +473,11 @@ class Worker:
                 if len(self._buffer) > self.max_response_bytes:
                     raise ProtocolError(f"response exceeds the limit of {self.max_response_bytes:,} bytes")
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if self.deadline is not None and self.deadline.remaining() < remaining:
+                    if self.deadline.expired:
+                        raise DeadlineReached(self.deadline.message)
+                    remaining = self.deadline.remaining()
+                elif remaining <= 0:
                     raise TimeoutError
                 if not selector.select(remaining):
                     continue

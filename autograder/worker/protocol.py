@@ -27,6 +27,35 @@ TEXT_LIMIT = 4000
 
 # dtypes a probe may return; anything else in a header is refused before safetensors sees it.
 ALLOWED_DTYPES = frozenset({"BOOL", "U8", "I8", "I16", "I32", "I64", "F16", "BF16", "F32", "F64"})
+FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
+_ITEM_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "I16": 2, "I32": 4, "I64": 8, "F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+MAX_DIMENSION = 2**16  # the largest size a `None` dimension of a TensorSpec may take
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """The shape and dtypes a test expects of one tensor it computes with: each dimension an exact size (0
+    included), or None for any size from 1 to `MAX_DIMENSION`. Checked on the safetensors header, before
+    anything is decoded or allocated from it."""
+
+    shape: tuple[int | None, ...]
+    dtypes: frozenset[str] = FLOAT_DTYPES
+
+    def problem(self, name: str, dtype: str, shape: list[int]) -> str | None:
+        """Why a tensor of `dtype` and `shape` is not what was expected, or None."""
+        wanted = "[" + ", ".join("N" if size is None else str(size) for size in self.shape) + "]"
+        if dtype not in self.dtypes:
+            return f"tensor {name!r} has dtype {dtype}, expected one of {', '.join(sorted(self.dtypes))}"
+        fits = len(shape) == len(self.shape) and all(
+            observed == size if size is not None else 1 <= observed <= MAX_DIMENSION
+            for observed, size in zip(shape, self.shape, strict=True)
+        )
+        if not fits:
+            return (
+                f"tensor {name!r} has shape {shape}, expected {wanted} (N from 1 to {MAX_DIMENSION:,}); an empty "
+                "or huge dimension usually means the model's output was replaced or reshaped"
+            )
+        return None
 
 
 class ProtocolError(ValueError):
@@ -94,11 +123,16 @@ def encode_tensors(tensors: dict[str, torch.Tensor]) -> str:
     return base64.b64encode(safetensors_save(plain)).decode("ascii")
 
 
-def check_safetensors(blob: bytes) -> None:
-    """Refuse anything that is not a well-formed safetensors buffer, before the library parses it.
+def check_safetensors(
+    blob: bytes, expect: dict[str, TensorSpec] | None = None, max_bytes: int = MAX_RESPONSE_BYTES
+) -> None:
+    """Refuse anything that is not a well-formed safetensors buffer, before the library parses it, and any
+    tensor that is not what `expect` says (missing, wrong dtype or shape).
 
     safetensors' own loader would reject most garbage too; checking here gives a clear message, and
-    says when a payload looks like the pickle or zip format that `torch.save` writes.
+    says when a payload looks like the pickle or zip format that `torch.save` writes. A tensor with an empty
+    dimension holds no data but can make the trusted side allocate from its other dimensions (a probe as wide
+    as `torch.empty(0, 10**8)`): its shape, with empty dimensions counted as 1, must fit the payload limit.
     """
     # A safetensors header length of 128 + 256n bytes also starts with 0x80, but its JSON header starts with "{".
     if (blob[:1] == b"\x80" or blob[:2] == b"PK") and blob[8:9] != b"{":
@@ -122,7 +156,12 @@ def check_safetensors(blob: bytes) -> None:
             raise ProtocolError(f"tensor {name!r} has an unsupported entry {str(entry)[:80]}")
         shape, offsets = entry.get("shape"), entry.get("data_offsets")
         if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
-            raise ProtocolError(f"tensor {name!r} has an invalid shape {shape!r}")
+            raise ProtocolError(f"tensor {name!r} has an invalid shape {str(shape)[:80]}")
+        if math.prod(max(n, 1) for n in shape) * _ITEM_BYTES[entry["dtype"]] > max_bytes:
+            raise ProtocolError(
+                f"tensor {name!r} has shape {shape}: without its empty dimensions it would take more than the "
+                f"limit of {max_bytes:,} bytes"
+            )
         if (
             not isinstance(offsets, list)
             or len(offsets) != 2
@@ -132,10 +171,20 @@ def check_safetensors(blob: bytes) -> None:
             raise ProtocolError(f"tensor {name!r} has data offsets {offsets!r} outside the payload")
         if math.prod(shape) and offsets[1] == offsets[0]:
             raise ProtocolError(f"tensor {name!r} has shape {shape} but no data")
+        spec = (expect or {}).get(name)
+        problem = spec.problem(name, entry["dtype"], shape) if spec is not None else None
+        if problem is not None:
+            raise ProtocolError(problem)
+    missing = sorted(set(expect or {}) - set(header))
+    if missing:
+        raise ProtocolError(f"the answer lacks the expected tensors {', '.join(map(repr, missing))}")
 
 
-def decode_tensors(text: object, max_bytes: int = MAX_RESPONSE_BYTES) -> dict[str, torch.Tensor]:
-    """Tensors from base64 safetensors text, size-checked; never unpickles anything."""
+def decode_tensors(
+    text: object, max_bytes: int = MAX_RESPONSE_BYTES, expect: dict[str, TensorSpec] | None = None
+) -> dict[str, torch.Tensor]:
+    """Tensors from base64 safetensors text, size-checked and checked against `expect`; never unpickles
+    anything."""
     if not isinstance(text, str):
         raise ProtocolError(f"tensors must be base64 text, got {type(text).__name__}")
     if len(text) * 3 // 4 > max_bytes:
@@ -144,15 +193,70 @@ def decode_tensors(text: object, max_bytes: int = MAX_RESPONSE_BYTES) -> dict[st
         blob = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ProtocolError("tensor payload is not valid base64") from None
-    check_safetensors(blob)
+    check_safetensors(blob, expect, max_bytes)
     try:
         return dict(safetensors_load(blob))
     except Exception as error:  # the library's own errors: a header that lies about its data, etc.
         raise ProtocolError(f"tensor payload could not be decoded as safetensors: {error}") from None
 
 
-def observation_from_response(message: dict[str, Any], max_bytes: int = MAX_RESPONSE_BYTES) -> Observation:
-    """Turn a decoded response into an Observation, validating every field's type."""
+MAX_REPORTED_NAMES = 10_000  # definitions, load errors and import errors a load report may list
+MAX_NAME_CHARS = 200  # a Python name longer than this is not one the extractor sent
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What the worker says it loaded: the names bound, each failed definition's error, and each skipped
+    import as (where, statement, error)."""
+
+    loaded: list[str]
+    errors: dict[str, str]
+    import_errors: list[list[str]]
+
+
+def _name(value: object, field: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME_CHARS:
+        raise ProtocolError(
+            f"load report '{field}' must hold names of 1 to {MAX_NAME_CHARS} characters, "
+            f"got {type(value).__name__} {str(value)[:40]!r}"
+        )
+    return value
+
+
+def load_report(data: dict[str, Any]) -> LoadReport:
+    """The load report of a successful load, every field checked (types, counts, sizes): a malformed report
+    is refused with a ProtocolError that says which field is wrong, never a crash of the grader."""
+    loaded, errors, import_errors = data.get("loaded", []), data.get("errors", {}), data.get("import_errors", [])
+    for key, value, kind in (
+        ("loaded", loaded, list),
+        ("errors", errors, dict),
+        ("import_errors", import_errors, list),
+    ):
+        if not isinstance(value, kind):
+            raise ProtocolError(f"load report '{key}' must be a JSON {kind.__name__}, got {type(value).__name__}")
+        if len(value) > MAX_REPORTED_NAMES:
+            raise ProtocolError(f"load report '{key}' lists {len(value):,} entries, more than {MAX_REPORTED_NAMES:,}")
+    names = [_name(name, "loaded") for name in loaded]
+    messages = {}
+    for name, text in errors.items():
+        if not isinstance(text, str):
+            raise ProtocolError(f"load report 'errors' must map names to text, got {type(text).__name__}")
+        messages[_name(name, "errors")] = truncate(text)
+    triples = []
+    for entry in import_errors:
+        if not isinstance(entry, list) or len(entry) != 3 or not all(isinstance(part, str) for part in entry):
+            raise ProtocolError(
+                f"load report 'import_errors' entries must be [where, statement, error] texts, got {str(entry)[:60]!r}"
+            )
+        triples.append([truncate(part, 500) for part in entry])
+    return LoadReport(names, messages, triples)
+
+
+def observation_from_response(
+    message: dict[str, Any], max_bytes: int = MAX_RESPONSE_BYTES, expect: dict[str, TensorSpec] | None = None
+) -> Observation:
+    """Turn a decoded response into an Observation, validating every field's type; a successful answer must
+    carry the tensors of `expect`, each of the expected shape and dtype."""
     ok = message.get("ok")
     if not isinstance(ok, bool):
         raise ProtocolError("response has no boolean 'ok' field")
@@ -168,7 +272,13 @@ def observation_from_response(message: dict[str, Any], max_bytes: int = MAX_RESP
     seconds = message.get("seconds", 0.0)
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise ProtocolError("response 'seconds' must be a number")
-    tensors = decode_tensors(message["tensors"], max_bytes) if message.get("tensors") else {}
+    wanted = expect if ok else None
+    if message.get("tensors"):
+        tensors = decode_tensors(message["tensors"], max_bytes, wanted)
+    elif wanted:
+        raise ProtocolError(f"the answer lacks the expected tensors {', '.join(map(repr, sorted(wanted)))}")
+    else:
+        tensors = {}
     if not ok and not texts["error"]:
         texts["error"] = "the call failed without saying why"
     return Observation(ok=ok, data=data, tensors=tensors, seconds=float(seconds), **texts)

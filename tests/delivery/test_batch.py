@@ -150,3 +150,57 @@ def test_batch_grades_a_folder_reports_a_crash_and_resumes(synthetic_cache, tmp_
     assert garbage.stat().st_mtime_ns != before
     assert json.loads((out / "submission_4" / "batch.json").read_text())["status"] == GRADER_ERROR
     assert read_csv(out / "scores.csv")[1]["submission_1"]["total"] == rows["submission_1"]["total"]
+
+
+@pytest.mark.slow
+def test_batch_takes_scores_from_the_grade_process_not_from_files_student_code_could_rewrite(synthetic_cache, tmp_path):
+    """A student's daemon once rewrote results.json after grading: 10/10 on disk, 0/10 printed. Here the grade
+    of an untouched template is followed, before the grade process ends, by a forged full score in its
+    results.json (as code running as the grading user could write it): the CSV keeps the reported 0, the file
+    is put back to the report, and a later run regrades a file changed behind the batch's back."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    shutil.copy(REPO_ROOT / TEMPLATE_NOTEBOOK, folder / "forger.ipynb")
+    out = tmp_path / "graded"
+    forged = '{"score": 10.0, "output": "FORGED", "tests": [{"score": 10.0, "max_score": 10.0, "name": "x"}]}'
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'{sys.executable} "$@"; status=$?\n'
+        f"case \"$*\" in *' grade '*) printf '%s' '{forged}' > {out / 'forger' / 'results.json'};; esac\n"
+        "exit $status\n"
+    )
+    python.chmod(0o755)
+
+    done = batch(folder, out, synthetic_cache, python)
+    assert done.returncode == 0, done.stderr
+    row = read_csv(out / "scores.csv")[1]["forger"]
+    assert row["status"] == OK and float(row["total"]) == 0, row
+    document = load_valid(out / "forger" / "results.json")
+    assert "FORGED" not in json.dumps(document) and document["tests"], "the reported results replace the forgery"
+
+    (out / "forger" / "results.json").write_text(forged)
+    again = batch(folder, out, synthetic_cache, python)
+    assert "0 graded by an earlier run" in again.stdout, "a results file changed after the batch is not trusted"
+    assert float(read_csv(out / "scores.csv")[1]["forger"]["total"]) == 0
+
+
+NOBODY = "65534"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_without_a_separate_user_full_grading_and_batch_refuse_unless_told(tmp_path):
+    """Run as an ordinary user (nobody), student code would run as that same user: `grade --suite all` and
+    `batch` refuse, naming the flag that accepts the risk; `batch` passes that flag on to its grades."""
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-m"]
+    env = {**os.environ, "HOME": "/tmp", "PYTHONPATH": str(REPO_ROOT)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*as_nobody, "autograder", *args], cwd="/", env=env, capture_output=True, text=True)
+
+    grade = run("grade", str(tmp_path / "ps7.ipynb"), "--results", str(tmp_path / "results.json"), "--suite", "all")
+    assert grade.returncode == 2 and "refusing to run `grade --suite all`" in grade.stderr, grade.stderr
+    assert "--unsafe-same-user" in grade.stderr and not (tmp_path / "results.json").exists()
+    refused = run("batch", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert refused.returncode == 2 and "batch failed: refusing to run `batch`" in refused.stderr, refused.stderr
+    assert "--unsafe-same-user" in run("batch", "--help").stdout

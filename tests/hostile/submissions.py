@@ -409,3 +409,23 @@ MALFORMED_CELLS = (
     "def with_nul():\n    return 1\x00\n",
     "# " + "x" * 250_000 + "\ndef too_long():\n    return 1\n",
 )
+
+
+TRAIN_AE_CELL = "def train_ae("
+# train_ae trains honestly, then makes the encoder answer batches larger than the report's 8 images with a
+# tensor of no data and a width of 10**8: a linear probe built from that width would take 4 GB.
+EMPTY_WIDE_FEATURES = """
+    original_forward = model.encoder.forward
+    model.encoder.forward = lambda x: torch.empty(0, 10**8) if len(x) > 8 else original_forward(x)
+    return model, loss_traj
+"""
+
+
+def with_empty_wide_features() -> nbformat.NotebookNode:
+    """The reference whose train_ae leaves the trained encoder answering `torch.empty(0, 10**8)`."""
+    notebook = reference()
+    cell = notebook.cells[code_cell_index(notebook, TRAIN_AE_CELL)]
+    ending = "    return model, loss_traj"
+    assert cell.source.rstrip().endswith(ending), "the reference train_ae cell changed shape"
+    cell.source = cell.source.rstrip()[: -len(ending)] + EMPTY_WIDE_FEATURES.lstrip("\n")
+    return notebook

@@ -21,9 +21,13 @@ skipped otherwise):
   too-deep nesting, `break` outside a loop, a NUL byte and 250,000 characters: each costs only itself
   ("cell skipped", "nested too deeply", "too long"); the Encoder is still graded and passes.
 - loop-at-load: `while True: pass` in the Encoder class body: Encoder tests fail, "took longer than".
-- loop-in-method: Encoder.forward never returns (a sleeping loop) the first time it runs; later calls are
-  normal: only that test fails, with "did not finish within" after the worker's 120 s per-call timeout (no
-  environment variable shortens it); the other Encoder tests pass in a fresh worker.
+- loop-in-method: Encoder.forward never returns, under a grade deadline of 5 min (environment override): the
+  first Encoder test fails with "did not finish within" after the worker's 120 s per-call timeout (no
+  environment variable shortens it), the other Encoder tests fail at once with "did not finish" naming that
+  call, every other component scores as the reference's, and the grade ends well within its deadline.
+- grade-deadline: the same Encoder under a grade deadline of 45 s (shorter than the per-call timeout):
+  run_autograder returns within the deadline plus a start-up margin, with a complete results file whose
+  unfinished tests say "did not finish: the grade's time limit".
 - sys-exit-at-load, os-exit-at-load: in the Encoder class body: Encoder tests fail ("sys.exit(0)", "stopped
   the process").
 - sys-exit-in-method, os-exit-in-method, segfault (`ctypes.string_at(0)`), memory-hog (`numpy.zeros` of
@@ -53,6 +57,10 @@ skipped otherwise):
   never unpickled it.
 - fork-bomb (root): forking without end while loading (each child execs `sleep 3600`) stops at the
   process-count limit ("FORK-LIMIT"); no child survives grading.
+- empty-wide-features (full suite): train_ae trains honestly, then makes the trained encoder answer with
+  `torch.empty(0, 10**8)` (no data, so no size limit sees it; a probe of that width takes 4 GB): the answer is
+  refused from its safetensors header ("was refused", "without its empty dimensions"), the Method I
+  accuracy test fails with that message, and the grader survives to write a complete results file.
 - message-bomb: a 5 MB exception message with a NUL byte, a lone surrogate and terminal escapes: valid,
   small results.
 
@@ -79,6 +87,7 @@ import nbformat
 import pytest
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.worker.deadline import DEADLINE_ENVIRONMENT
 from tests.hostile import submissions as sub
 from tests.results.test_schema import load_valid
 
@@ -90,6 +99,10 @@ NOT_ROOT_REASON = (
 )
 RUN_TIMEOUT = 300  # seconds for one run_autograder; one takes 10-60 s on 2 busy cores
 LOOP_RUN_TIMEOUT = 600  # loop-in-method waits for the worker's per-call timeout (120 s, not configurable)
+FULL_RUN_TIMEOUT = 900  # a full-suite grade trains (about 4 min on 2 busy cores)
+LOOP_DEADLINE_SECONDS = 300
+SHORT_DEADLINE_SECONDS = 45
+DEADLINE_MARGIN_SECONDS = 90  # interpreter start, ingest and collection before the deadline starts, and teardown
 PARALLEL_GRADES = max(2, min(3, os.cpu_count() or 1))
 MAX_RESULTS_BYTES = 2 * 1024**2
 MAX_STDOUT_BYTES = 2 * 1024**2
@@ -144,6 +157,7 @@ class Graded:
     stderr: bytes
     document: dict[str, Any]
     ended: float
+    started: float
 
     @property
     def tests(self) -> list[dict[str, Any]]:
@@ -181,10 +195,13 @@ class RunFailed(Exception):
     """run_autograder did not finish in time, or left no results file."""
 
 
-def run_autograder(root: Root, timeout: float = RUN_TIMEOUT) -> Graded:
-    """Run the real script on `root` (public suite); past `timeout` kill what it started and raise."""
-    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+def run_autograder(root: Root, timeout: float = RUN_TIMEOUT, extra_env: dict[str, str] | None = None) -> Graded:
+    """Run the real script on `root` (public suite), with `extra_env` added to its environment; past `timeout`
+    kill what it started and raise."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTEST_ADDOPTS", DEADLINE_ENVIRONMENT)}
     env.update(AUTOGRADER_ROOT=str(root.path), PS7_CACHE=str(root.cache), AUTOGRADER_SUITE="public")
+    env.update(extra_env or {})
+    started = time.time()
     process = subprocess.Popen(
         [str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -197,7 +214,7 @@ def run_autograder(root: Root, timeout: float = RUN_TIMEOUT) -> Graded:
     ended = time.time()
     if not root.results.is_file():
         raise RunFailed(f"no results.json; stderr:\n{stderr.decode(errors='replace')[-3000:]}")
-    return Graded(root, process.returncode, stdout, stderr, load_valid(root.results), ended)
+    return Graded(root, process.returncode, stdout, stderr, load_valid(root.results), ended, started)
 
 
 def alive(pid: int) -> bool:
@@ -232,6 +249,9 @@ class Case:
     timeout: float = RUN_TIMEOUT
     check: Callable[[Graded], None] | None = None
     marks: tuple[Any, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # added to run_autograder's environment
+    others_as_reference: bool = False  # the tests outside `all_fail` score exactly as the reference's
+    full_suite: bool = False  # graded with every test (the baselines are public only: `check` judges it)
 
 
 def _raw(content: bytes) -> Callable[[Root], None]:
@@ -282,16 +302,29 @@ def _check_malformed(graded: Graded) -> None:
     assert graded.feedback.count("skipped") >= len(sub.MALFORMED_CELLS) + 1, graded.document["output"]
 
 
-def _loop_once(root: Root) -> None:
-    marker = str(root.drop / "looped")
-    forward = f"if not os.path.exists({marker!r}):\n    open({marker!r}, 'w').close()\n    while True:\n"
-    forward += "        time.sleep(0.05)\n"
-    root.write(sub.with_reference_encoder(imports="import os\nimport time\n", forward_prefix=forward))
+def _check_component_stopped(graded: Graded) -> None:
+    encoder = graded.numbered(ENCODER)
+    first, rest = encoder[0], encoder[1:]
+    assert "did not finish within 120 s" in first["output"], graded.summary()
+    assert rest and all("did not finish: an earlier test of 7.1.1 ran out of time" in t["output"] for t in rest)
+    assert all("did not finish within 120 s" in test["output"] for test in rest), "the call that timed out is named"
+    assert graded.ended - graded.started < LOOP_DEADLINE_SECONDS, "the rest of the component must fail at once"
 
 
-def _check_loop_once(graded: Graded) -> None:
-    failed = [test for test in graded.numbered(ENCODER) if test["status"] != "passed"]
-    assert len(failed) == 1, f"only the test that hung should fail; a fresh worker runs the others: {failed}"
+def _others_score_as_the_reference(graded: Graded, reference: Graded, attacked: tuple[str, ...]) -> None:
+    def others(run: Graded) -> float:
+        hit = [test for number in attacked for test in run.numbered(number)]
+        return sum(test["score"] for test in run.tests if test not in hit)
+
+    assert others(graded) == pytest.approx(others(reference)), graded.summary()
+
+
+def _check_grade_deadline(graded: Graded) -> None:
+    assert graded.ended - graded.started <= SHORT_DEADLINE_SECONDS + DEADLINE_MARGIN_SECONDS, graded.summary()
+    unfinished = [test for test in graded.tests if "the grade's time limit of 0.75 min was reached" in test["output"]]
+    assert graded.numbered(ENCODER)[0] in unfinished, graded.summary()
+    assert all(test["status"] == "failed" for test in unfinished)
+    assert "did not run" not in graded.document["output"], "every test must have a verdict"
 
 
 def _write_results(root: Root) -> None:
@@ -388,6 +421,13 @@ def _check_fork_bomb(graded: Graded) -> None:
     assert not survivors, f"{len(survivors)} forked children survived grading"
 
 
+def _check_empty_wide_features(graded: Graded) -> None:
+    [accuracy] = [test for test in graded.tests if test.get("number") == "7.1.3.3"]
+    assert accuracy["score"] == 0 and "method1_features` was refused" in accuracy["output"], graded.summary()
+    assert "Not run" not in graded.feedback, "the grader must finish every test"
+    assert graded.score > 0, "the honest parts still score"
+
+
 def _check_bomb(graded: Graded) -> None:
     assert "BOMB" in graded.feedback, "the exception was not reported"
 
@@ -401,6 +441,7 @@ while True:
 """
 HOG = "hog = []\nwhile True:\n    hog.append(numpy.zeros(2**28, dtype=numpy.uint8))\n"
 SPIN = "while True:\n    pass\n"
+SLEEP_FOREVER = "while True:\n    time.sleep(0.05)\n"
 GARBAGE = b"\xff\xfe\x00PK\x03\x04" + bytes(range(256)) * 256
 
 BASELINES = {
@@ -426,12 +467,23 @@ CASES = [
     Case("loop-at-load", _attacked_encoder(class_body=SPIN), "reference", ("took longer than",), all_fail=(ENCODER,)),
     Case(
         "loop-in-method",
-        _loop_once,
+        _attacked_encoder("import time\n", forward=SLEEP_FOREVER),
         "reference",
         ("did not finish within",),
-        some_fail=ENCODER,
+        all_fail=(ENCODER,),
         timeout=LOOP_RUN_TIMEOUT,
-        check=_check_loop_once,
+        check=_check_component_stopped,
+        env=((DEADLINE_ENVIRONMENT, str(LOOP_DEADLINE_SECONDS)),),
+        others_as_reference=True,
+    ),
+    Case(
+        "grade-deadline",
+        _attacked_encoder("import time\n", forward=SLEEP_FOREVER),
+        "reference",
+        ("did not finish: the grade's time limit",),
+        all_fail=(ENCODER,),
+        check=_check_grade_deadline,
+        env=((DEADLINE_ENVIRONMENT, str(SHORT_DEADLINE_SECONDS)),),
     ),
     Case(
         "sys-exit-at-load",
@@ -506,6 +558,15 @@ CASES = [
     ),
     Case("pickle-payload", _pickle, "reference", ("should return a tensor",), some_fail=ENCODER, check=_check_pickle),
     Case("fork-bomb", _fork_bomb, "template", root_only=True, check=_check_fork_bomb),
+    Case(
+        "empty-wide-features",
+        _notebook(sub.with_empty_wide_features),
+        "reference",
+        ("was refused", "without its empty dimensions"),
+        full_suite=True,
+        timeout=FULL_RUN_TIMEOUT,
+        check=_check_empty_wide_features,
+    ),
     Case("message-bomb", _notebook(lambda: sub.with_encoder(sub.MESSAGE_BOMB)), "template", check=_check_bomb),
 ]
 
@@ -530,7 +591,8 @@ def _grade(case: Case, cache: Path, roots: list[Root]) -> Outcome:
         root = Root.make(cache, case.id)
         roots.append(root)
         case.build(root)
-        return Outcome(graded=run_autograder(root, case.timeout))
+        env = {**dict(case.env), **({"AUTOGRADER_SUITE": "all"} if case.full_suite else {})}
+        return Outcome(graded=run_autograder(root, case.timeout, env))
     except BaseException as error:  # noqa: BLE001 - reported by the case's own test
         return Outcome(error=error)
 
@@ -580,19 +642,8 @@ def _params() -> list[Any]:
     ]
 
 
-@pytest.mark.parametrize("case", _params())
-def test_hostile_submission(case: Case, corpus: dict[str, Outcome]):
-    graded = corpus[case.id].get()
-    template, reference = corpus["untouched-template"].get(), corpus["reference"].get()
-
-    assert graded.returncode == 0, graded.stderr.decode(errors="replace")[-3000:]
-    assert graded.root.results.stat().st_size <= MAX_RESULTS_BYTES, "results.json is not bounded"
-    assert len(graded.stdout) <= MAX_STDOUT_BYTES, "run_autograder's output is not bounded"
-    assert sub.FORGED not in graded.root.results.read_text(encoding="utf-8"), "results.json was forged"
-    assert graded.listing() == reference.listing(), "every submission must show the same test list"
-    for message in case.messages:
-        assert message in graded.feedback, f"expected {message!r} in the feedback:\n{graded.summary()}"
-
+def _judge_against_baselines(case: Case, graded: Graded, template: Graded, reference: Graded) -> None:
+    """No score above what the case's honest parts earn (see `Case`)."""
     if case.base == "template":
         assert graded.score == template.score == 0, graded.summary()
     else:
@@ -607,8 +658,28 @@ def test_hostile_submission(case: Case, corpus: dict[str, Outcome]):
             assert graded.score < reference.score, graded.summary()
         else:
             assert graded.score == reference.score, graded.summary()
+
+
+@pytest.mark.parametrize("case", _params())
+def test_hostile_submission(case: Case, corpus: dict[str, Outcome]):
+    graded = corpus[case.id].get()
+    template, reference = corpus["untouched-template"].get(), corpus["reference"].get()
+
+    assert graded.returncode == 0, graded.stderr.decode(errors="replace")[-3000:]
+    assert graded.root.results.stat().st_size <= MAX_RESULTS_BYTES, "results.json is not bounded"
+    assert len(graded.stdout) <= MAX_STDOUT_BYTES, "run_autograder's output is not bounded"
+    assert sub.FORGED not in graded.root.results.read_text(encoding="utf-8"), "results.json was forged"
+    for message in case.messages:
+        assert message in graded.feedback, f"expected {message!r} in the feedback:\n{graded.summary()}"
+    if case.full_suite:
+        assert case.check is not None, "a full-suite case is judged by its own check"
+    else:
+        assert graded.listing() == reference.listing(), "every submission must show the same test list"
+        _judge_against_baselines(case, graded, template, reference)
     if case.check is not None:
         case.check(graded)
+    if case.others_as_reference:
+        _others_score_as_the_reference(graded, reference, case.all_fail)
 
 
 def test_builders_find_the_cells_they_patch():
@@ -617,5 +688,7 @@ def test_builders_find_the_cells_they_patch():
         sub.code_cell_index(notebook, sub.ENCODER_CELL)
         sub.code_cell_index(notebook, sub.DECODER_CELL)
     assert "while True" in sub.reference_encoder(forward_prefix=SPIN)
+    wide = sub.with_empty_wide_features()
+    assert "10**8" in wide.cells[sub.code_cell_index(wide, sub.TRAIN_AE_CELL)].source
     assert json.loads(sub.FORGED_RESULTS)["score"] == 10
-    assert len(CASES) >= 22 and len({case.id for case in CASES}) == len(CASES)
+    assert len(CASES) >= 24 and len({case.id for case in CASES}) == len(CASES)

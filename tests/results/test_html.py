@@ -57,3 +57,20 @@ def test_the_page_holds_the_table_the_figures_and_escapes_student_text(tmp_path)
     path = write_html(_results(), figures, tmp_path / "report.html", title="x", profile="synthetic")
     assert path.read_text(encoding="utf-8").startswith("<!doctype html>")
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_page_is_written_atomically_and_never_through_a_planted_symbolic_link(tmp_path):
+    """`--html` as root once wrote through a predictable `PATH.tmp` link to a root-owned file. Links planted at
+    `PATH.tmp` and at PATH itself must both leave their targets untouched."""
+    protected = tmp_path / "protected.txt"
+    protected.write_text("root-owned content")
+    report = tmp_path / "report.html"
+    (tmp_path / "report.html.tmp").symlink_to(protected)
+    report.symlink_to(protected)
+    written = write_html(_results(), Figures(), report, title="ps7.ipynb", profile="synthetic")
+    assert written == report and not report.is_symlink()
+    assert "<html" in report.read_text(encoding="utf-8").lower()
+    assert protected.read_text() == "root-owned content"
+    assert (report.stat().st_mode & 0o777) == 0o644
+    leftovers = sorted(path.name for path in tmp_path.iterdir())
+    assert leftovers == ["protected.txt", "report.html", "report.html.tmp"], "no temporary file is left behind"

@@ -422,3 +422,39 @@ def test_credit_rules() -> None:
     for bad in (1.5, -0.1, float("nan"), "half", True):
         with pytest.raises(ValueError, match="between 0 and 1"):
             record.award(bad)  # type: ignore[arg-type]
+
+
+def test_a_time_limit_without_the_terminal_plugin_is_reported_as_a_time_limit(tmp_path: Path) -> None:
+    """`grade` runs pytest with `-p no:terminal`; pytest-timeout's SIGALRM handler then fails on an empty
+    AssertionError before its own `pytest.fail`: the student must still read that the test ran out of time."""
+    suite = '''
+        import time
+
+        import pytest
+
+
+        @pytest.mark.points(1)
+        @pytest.mark.timeout(0.5)
+        def test_sleeps():
+            """sleeps"""
+            time.sleep(5)
+    '''
+    (tmp_path / "test_sleeps.py").write_text(textwrap.dedent(suite))
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    script = textwrap.dedent(
+        f"""
+        import pytest
+        from autograder.results.plugin import ResultsPlugin
+        plugin = ResultsPlugin({str(tmp_path / "results.json")!r})
+        pytest.main(["-p", "no:terminal", "-p", "no:cacheprovider", "test_sleeps.py"], plugins=[plugin])
+        """
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env["PYTHONPATH"] = str(REPO)
+    process = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    document = load_valid(tmp_path / "results.json")
+    assert [test["output"] for test in document["tests"]] == [
+        "Time limit exceeded: this test was stopped after 0.5 s."
+    ], process.stderr

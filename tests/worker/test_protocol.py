@@ -13,13 +13,17 @@ import pytest
 import torch
 
 from autograder.worker.protocol import (
+    MAX_DIMENSION,
+    MAX_REPORTED_NAMES,
     Observation,
     ProtocolError,
+    TensorSpec,
     check_safetensors,
     decode_message,
     decode_tensors,
     encode_message,
     encode_tensors,
+    load_report,
     observation_from_response,
     truncate,
 )
@@ -201,3 +205,76 @@ def test_a_safetensors_header_whose_length_starts_like_pickle_still_decodes():
             assert torch.equal(decode_tensors(encode_tensors(tensors))["x" * size], torch.zeros(1))
             return
     raise AssertionError("no name length gave a header of 128 + 256n bytes")
+
+
+FEATURES = {"train": TensorSpec((6, None)), "test": TensorSpec((4, None))}
+
+
+def test_an_empty_tensor_that_would_make_the_grader_allocate_its_width_is_refused():
+    """`torch.empty(0, 10**8)` carries no data, so size limits pass it; a probe built from its width would
+    take gigabytes. It is refused from the header, with or without an expectation."""
+    payload = encode_tensors({"train": torch.empty(0, 10**8), "test": torch.empty(0, 10**8)})
+    with pytest.raises(ProtocolError, match=r"shape \[0, 100000000\]: without its empty dimensions"):
+        decode_tensors(payload)
+    narrow = encode_tensors({"train": torch.empty(0, 8), "test": torch.empty(0, 8)})
+    with pytest.raises(ProtocolError, match=r"'test' has shape \[0, 8\], expected \[4, N\]"):
+        decode_tensors(narrow, expect={"test": FEATURES["test"]})
+
+
+@pytest.mark.parametrize(
+    ("tensors", "message"),
+    [
+        ({"train": torch.zeros(6, 3), "test": torch.zeros(4, 0)}, r"'test' has shape \[4, 0\], expected \[4, N\]"),
+        ({"train": torch.zeros(5, 3), "test": torch.zeros(4, 3)}, r"'train' has shape \[5, 3\], expected \[6, N\]"),
+        ({"train": torch.zeros(6, 3, 1), "test": torch.zeros(4, 3)}, r"'train' has shape \[6, 3, 1\]"),
+        ({"train": torch.zeros(6, MAX_DIMENSION + 1, dtype=torch.uint8), "test": torch.zeros(4, 3)}, "dtype U8"),
+        ({"train": torch.zeros(6, MAX_DIMENSION + 1, dtype=torch.float16), "test": torch.zeros(4, 3)}, "N from 1"),
+        ({"train": torch.zeros(6, 3, dtype=torch.int64), "test": torch.zeros(4, 3)}, "dtype I64, expected one of"),
+        ({"train": torch.zeros(6, 3)}, "lacks the expected tensors 'test'"),
+    ],
+)
+def test_tensors_are_checked_against_what_the_test_expects_before_decoding(tensors, message):
+    response = {"ok": True, "tensors": encode_tensors(tensors)}
+    with pytest.raises(ProtocolError, match=message):
+        observation_from_response(response, expect=FEATURES)
+
+
+def test_tensors_as_expected_decode_and_a_failed_call_needs_none():
+    tensors = {"train": torch.randn(6, 3), "test": torch.randn(4, 3, dtype=torch.float64), "extra": torch.ones(2)}
+    observation = observation_from_response({"ok": True, "tensors": encode_tensors(tensors)}, expect=FEATURES)
+    assert all(torch.equal(observation.tensors[name], tensor) for name, tensor in tensors.items())
+    with pytest.raises(ProtocolError, match="lacks the expected tensors 'test', 'train'"):
+        observation_from_response({"ok": True, "data": {}}, expect=FEATURES)
+    failed = observation_from_response({"ok": False, "error": "boom"}, expect=FEATURES)
+    assert not failed.ok and failed.error == "boom"
+
+
+def test_a_well_formed_load_report_is_read_with_its_texts_bounded():
+    report = load_report(
+        {
+            "loaded": ["Encoder", "train_ae"],
+            "errors": {"Decoder": "x" * 10_000},
+            "import_errors": [["cell 1", "import a", "no"]],
+        }
+    )
+    assert report.loaded == ["Encoder", "train_ae"] and report.import_errors == [["cell 1", "import a", "no"]]
+    assert len(report.errors["Decoder"]) < 4200
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"loaded": "Encoder"}, "'loaded' must be a JSON list, got str"),
+        ({"loaded": [1]}, "'loaded' must hold names"),
+        ({"loaded": ["x" * 201]}, "'loaded' must hold names of 1 to 200"),
+        ({"loaded": ["a"] * (MAX_REPORTED_NAMES + 1)}, "more than"),
+        ({"errors": ["Encoder"]}, "'errors' must be a JSON dict, got list"),
+        ({"errors": {"Encoder": {"nested": 1}}}, "'errors' must map names to text"),
+        ({"import_errors": [["cell 1", "import a"]]}, r"\[where, statement, error\]"),
+        ({"import_errors": [["cell 1", "import a", 3]]}, r"\[where, statement, error\]"),
+        ({"import_errors": {"a": 1}}, "'import_errors' must be a JSON list"),
+    ],
+)
+def test_a_malformed_load_report_is_refused_with_the_field_named(data, message):
+    with pytest.raises(ProtocolError, match=message):
+        load_report(data)

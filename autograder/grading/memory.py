@@ -1,0 +1,56 @@
+"""The trusted grader's own memory limit: a soft RLIMIT_AS for the duration of one grade.
+
+Whatever the worker sends is size-checked, but the trusted side still computes with it (probes, features);
+an allocation that a missed check would let grow without bound fails with MemoryError in the test that made
+it, instead of taking the machine (and the results file) down. Soft only, and only while grading: the
+sandboxed worker sets its own address-space limit (`sandbox.Limits.memory_bytes`), which it can do only
+while the hard limit stays as it was, and the limit is lifted again when the grade ends (tests grade in
+their own process). Address space, not resident memory: `import torch` alone maps about 3 GiB.
+No limit when CUDA is available: a GPU context reserves far more address space than any sensible limit.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+
+GiB = 1024**3
+MEMORY_ENVIRONMENT = "PS7_GRADER_MEMORY_BYTES"
+DEFAULT_MEMORY_BYTES = 8 * GiB  # a reference grade (synthetic, --suite all) peaks at 3.7 GiB
+
+
+def grader_memory_bytes() -> int | None:
+    """The limit for this grade: `PS7_GRADER_MEMORY_BYTES` (0: none), else the default; None with CUDA."""
+    named = os.environ.get(MEMORY_ENVIRONMENT)
+    if named:
+        try:
+            value = int(named)
+        except ValueError:
+            raise ValueError(f"{MEMORY_ENVIRONMENT}={named!r} is not a number of bytes") from None
+        return value or None
+    import torch
+
+    return None if torch.cuda.is_available() else DEFAULT_MEMORY_BYTES
+
+
+class MemoryLimit:
+    """`apply()` lowers this process's soft RLIMIT_AS to `limit_bytes` (never raises it); `restore()` puts the
+    previous soft limit back."""
+
+    def __init__(self, limit_bytes: int | None) -> None:
+        self.limit_bytes = limit_bytes
+        self._previous: int | None = None
+
+    def apply(self) -> None:
+        if self.limit_bytes is None or self._previous is not None:
+            return
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        wanted = self.limit_bytes if hard == resource.RLIM_INFINITY else min(self.limit_bytes, hard)
+        if soft == resource.RLIM_INFINITY or wanted < soft:
+            resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+            self._previous = soft
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (self._previous, resource.getrlimit(resource.RLIMIT_AS)[1]))
+            self._previous = None
