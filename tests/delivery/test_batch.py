@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from autograder.delivery.batch import (
     read_results,
     write_histogram,
 )
+from autograder.worker.confinement import unavailable_reason
 from tests.results.test_schema import load_valid
 
 BAR = (66, 114, 196)  # the histogram's bar colour
@@ -190,10 +192,12 @@ NOBODY = "65534"
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
 def test_without_a_separate_user_full_grading_and_batch_refuse_unless_told(tmp_path):
-    """Run as an ordinary user (nobody), student code would run as that same user: `grade --suite all` and
-    `batch` refuse, naming the flag that accepts the risk; `batch` passes that flag on to its grades."""
-    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-m"]
-    env = {**os.environ, "HOME": "/tmp", "PYTHONPATH": str(REPO_ROOT)}
+    """Run as an ordinary user (nobody) where bubblewrap is not to be found, student code would run as that same
+    user: `grade --suite all` and `batch` refuse, naming the flag that accepts the risk; `batch` passes that flag
+    on to its grades."""
+    as_nobody = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable]
+    as_nobody += ["-m"]
+    env = {**os.environ, "HOME": "/tmp", "PYTHONPATH": str(REPO_ROOT), "PATH": "/nonexistent"}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*as_nobody, "autograder", *args], cwd="/", env=env, capture_output=True, text=True)
@@ -204,3 +208,26 @@ def test_without_a_separate_user_full_grading_and_batch_refuse_unless_told(tmp_p
     refused = run("batch", str(tmp_path), "--out", str(tmp_path / "out"))
     assert refused.returncode == 2 and "batch failed: refusing to run `batch`" in refused.stderr, refused.stderr
     assert "--unsafe-same-user" in run("batch", "--help").stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+@pytest.mark.skipif(unavailable_reason(int(NOBODY), int(NOBODY)) is not None, reason="no namespaces for nobody")
+def test_an_ordinary_user_with_namespaces_may_grade_everything(synthetic):
+    """Namespaces keep the worker apart from a TA's own account: `grade --suite all` runs (here on a notebook
+    that cannot be read, which needs no worker and writes its results at once)."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="ps7-ta-"))  # pytest's own folders are closed to other users
+    tmp_path.chmod(0o777)
+    (tmp_path / "broken.ipynb").write_text("{not json")
+    profile = tmp_path / "synthetic.json"
+    profile.write_text(synthetic.path.read_text())  # the TA's own copy: the shipped one may be withheld by root
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-m"]
+    env = {**os.environ, "HOME": "/tmp", "PYTHONPATH": str(REPO_ROOT)}
+    results = tmp_path / "results.json"
+    command = ["grade", str(tmp_path / "broken.ipynb"), "--results", str(results), "--suite", "all"]
+    grade = subprocess.run(
+        [*as_nobody, "autograder", *command, "--profile", str(profile)], cwd="/", env=env, capture_output=True,
+        text=True,
+    )
+    assert "refusing" not in grade.stderr and grade.returncode == 0, grade.stderr
+    assert json.loads(results.read_text())["score"] == 0
+    shutil.rmtree(tmp_path)
