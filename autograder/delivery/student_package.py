@@ -151,7 +151,12 @@ def strip_hidden(source: str, needed: set[str] | None = None, *, title: str) -> 
     tree = ast.parse(source)
     lines = source.splitlines()
     body = [node for node in tree.body if not _is_docstring(node)]
-    hidden = {node.name: (ast.get_docstring(node) or "").strip() for node in body if _is_hidden(node)}
+    module_hidden = any("pytestmark" in _defined(node) and HIDDEN in ast.unparse(node) for node in body)
+    hidden = {
+        node.name: (ast.get_docstring(node) or "").strip()
+        for node in body
+        if _is_hidden(node) or (module_hidden and isinstance(node, ast.FunctionDef) and node.name.startswith("test_"))
+    }
     definitions = {name: node for node in body for name in _defined(node)}
     imports = [node for node in body if isinstance(node, ast.Import | ast.ImportFrom)]
     if needed is None:
@@ -160,7 +165,8 @@ def strip_hidden(source: str, needed: set[str] | None = None, *, title: str) -> 
             for node in body
             if not isinstance(node, ast.Import | ast.ImportFrom)
             and not _is_hidden(node)
-            and (not _defined(node) or any(name.startswith("test_") for name in _defined(node)))
+            and not module_hidden
+            and (not _defined(node) or any(name.startswith(("test_", "pytestmark")) for name in _defined(node)))
         ]
     else:
         roots = [definitions[name] for name in sorted(needed) if name in definitions]

@@ -169,6 +169,17 @@ def test_public(observe):
     assert "# a comment that belongs to the public test" in text
 
 
+def test_a_module_marked_hidden_ships_no_test_and_its_marks_stay_with_public_tests():
+    hidden_module = (
+        'import pytest\n\npytestmark = pytest.mark.visibility("after_due_date")\n\n\ndef test_a():\n    """1 a"""\n'
+    )
+    text, removed = strip_hidden(hidden_module, title="Public.")
+    assert removed == {"test_a": "1 a"} and "def test_a" not in text
+    marked = 'import pytest\n\npytestmark = pytest.mark.timeout(5)\n\n\ndef test_b():\n    """1 b"""\n'
+    text, removed = strip_hidden(marked, title="Public.")
+    assert removed == {} and "pytestmark = pytest.mark.timeout(5)" in text and "def test_b" in text
+
+
 @pytest.fixture
 def outside() -> Iterator[Path]:
     """A folder outside the checkout and outside pytest's temporary folder, whose permissions any pytest session
