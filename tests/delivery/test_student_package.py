@@ -32,6 +32,7 @@ from autograder.cli import STUDENT_COMMANDS, build_parser
 from autograder.delivery.student_package import (
     DISCLOSED,
     StudentPackageError,
+    build_student_package,
     secret_lines,
     strip_hidden,
 )
@@ -266,3 +267,9 @@ def test_check_runs_on_the_public_profile_unless_told_otherwise():
     assert args.profile == PUBLIC_PROFILE
     with pytest.raises(SystemExit):
         build_parser(only=STUDENT_COMMANDS).parse_args(["zip"])
+
+
+def test_two_builds_of_the_same_tree_are_byte_identical(package, tmp_path):
+    again = build_student_package(tmp_path / "again")
+    (first,) = package.glob("*.whl")
+    assert again.wheel.name == first.name and again.wheel.read_bytes() == first.read_bytes()
