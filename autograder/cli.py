@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
-from autograder.profiles.profile import DEFAULT_PROFILE
+from autograder.profiles.profile import DEFAULT_PROFILE, PUBLIC_PROFILE
 from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+STUDENT_COMMANDS = ("check",)  # all that the student package's `python -m autograder` offers
 UNSAFE_SAME_USER_HELP = (
-    "when not root: run student code as your own user anyway (it can then read the hidden tests and rewrite "
-    "results); without it, `grade --suite all` and `batch` refuse"
+    "when not root and without namespaces: run student code as your own user anyway (it can then read the hidden "
+    "tests and rewrite results); without it, `grade --suite all` and `batch` refuse"
 )
 
 
@@ -136,9 +138,36 @@ def _batch(args: argparse.Namespace) -> int:
         return 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _student_package(args: argparse.Namespace) -> int:
+    from autograder.delivery.student_package import StudentPackageError, build_student_package
+
+    try:
+        package = build_student_package(args.out)
+    except StudentPackageError as error:
+        print(f"student-package failed: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {package.notebook} and {package.wheel} ({len(package.files)} files, public checks only)")
+    return 0
+
+
+class _Offered:
+    """The sub-commands of `build_parser`, less those not offered: they are built, then dropped."""
+
+    def __init__(self, commands: argparse._SubParsersAction, offered: Collection[str]) -> None:
+        self.commands, self.offered = commands, offered
+
+    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser:
+        if name in self.offered:
+            return self.commands.add_parser(name, **kwargs)
+        return argparse.ArgumentParser(prog=name)
+
+
+def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; `only` keeps those sub-commands (the student package's `STUDENT_COMMANDS`)."""
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if only is not None:
+        commands = _Offered(commands, only)
 
     template = commands.add_parser(
         "template", help="build the reference notebook and the student template from the one source"
@@ -172,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="run the public checks on your notebook (seconds, no data set)")
     check.add_argument("submission", type=Path, help="your .ipynb or .py file")
-    check.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
+    check.add_argument("--profile", default=PUBLIC_PROFILE, help=f"profile name or JSON file ({PUBLIC_PROFILE})")
     check.add_argument("--only", metavar="COMPONENT", help="only the checks of one component, e.g. 7.1.1")
     check.set_defaults(handler=_check)
 
@@ -193,9 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--force", action="store_true", help="regrade submissions graded by an earlier run")
     batch.add_argument(UNSAFE_SAME_USER_FLAG, action="store_true", help=UNSAFE_SAME_USER_HELP)
     batch.set_defaults(handler=_batch)
+
+    student = commands.add_parser(
+        "student-package", help="write what students get: the template notebook and a wheel of the public checks"
+    )
+    student.add_argument("--out", type=Path, required=True, help="the folder to write them into")
+    student.set_defaults(handler=_student_package)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, only: Collection[str] | None = None) -> int:
+    args = build_parser(only).parse_args(argv)
     return args.handler(args)

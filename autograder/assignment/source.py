@@ -23,6 +23,8 @@ from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_FILE = Path(__file__).with_name("ps7.py")
+# The student package holds no `ps7.py` (it has the solutions): `student-package` writes the provided code here.
+PROVIDED_FILE = Path(__file__).with_name("provided.py.txt")
 
 _CELL_MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 _INCLUDE = re.compile(r"^(?P<indent>\s*)# INCLUDE (?P<path>\S+)\s*$")
@@ -137,7 +139,10 @@ def render(text: str, *, solution: bool) -> str:
 
 
 def provided_code(path: Path = SOURCE_FILE) -> str:
-    """The provided cells as one module source: the canonical code the grader's worker loads."""
+    """The provided cells as one module source: the canonical code the grader's worker loads. Where the source
+    is absent (the student package), the copy of this very text that `student-package` wrote."""
+    if not path.is_file() and PROVIDED_FILE.is_file():
+        return PROVIDED_FILE.read_text().removesuffix("\n")
     return "\n\n".join(cell.text for cell in read_cells(path) if cell.provided)
 
 

@@ -95,6 +95,8 @@ class GradingPlugin:
             raise ValueError("GradingPlugin needs a submission or the error that prevented reading it")
         if suite not in ("public", "all"):
             raise ValueError(f"suite must be 'public' or 'all', got {suite!r}")
+        if suite == "all" and load_profile(profile).thresholds is None:
+            raise ValueError(f"profile {profile!r} has no thresholds: it runs the public suite only")
         self.submission_value = submission
         self.error = error
         self.profile = profile

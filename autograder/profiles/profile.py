@@ -14,6 +14,7 @@ from pathlib import Path
 
 PROFILE_DIR = Path(__file__).parent
 DEFAULT_PROFILE = "synthetic"
+PUBLIC_PROFILE = "public"  # what `check` runs on: no pretrained backbone, prepared in seconds
 NOTEBOOK_BATCH_SIZE = 128  # the provided `unlabeled_loader` and `train_loader`
 DEFAULT_DEADLINE_MINUTES = 15.0  # a whole grade, worker included (Gradescope's default limit is 40 min)
 _PREPARING_CODE = (
@@ -77,8 +78,9 @@ class Profile:
         )
 
     def calibration_warning(self) -> str | None:
-        """What every report says when the accuracy thresholds were not measured on the grading budgets."""
-        if self.calibrated:
+        """What every report says when the accuracy thresholds were not measured on the grading budgets; nothing
+        for a profile without thresholds (`public`), which runs no accuracy test."""
+        if self.calibrated or self.thresholds is None:
             return None
         note = self.calibration.get("note") or "run `python -m autograder calibrate` after changing the budgets"
         return (
