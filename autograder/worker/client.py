@@ -121,6 +121,18 @@ def student_parts(submission: Submission) -> tuple[str, list[dict[str, Any]], li
     return submission.module_source(set()), parts, notes
 
 
+def _library_paths() -> list[Path]:
+    """Where this interpreter finds its libraries (site-packages, folders added by `.pth` files), which the
+    worker's interpreter needs too; never the checkout or a folder above it (a script's or pytest's own entry),
+    which would show the worker the tests, the reference notebook and the history."""
+    found = []
+    for entry in sys.path:
+        path = Path(entry).resolve() if entry else None
+        if path is not None and path.is_dir() and not REPO_ROOT.resolve().is_relative_to(path):
+            found.append(path)
+    return found
+
+
 def _interpreter() -> str:
     """This interpreter, through the real path of its folder but under its own name: a virtual
     environment's `bin/python` must keep its name to find the environment, while the folders it was
@@ -307,23 +319,24 @@ class Worker:
 
     def _confinement(self, user: SandboxUser | None) -> Confinement | None:
         """The namespaces the worker runs in: only the runtime, the package and the prepared profile visible, the
-        secrets among them masked. None (with a loud warning, once) where bubblewrap cannot build them."""
+        secrets among them masked. None where bubblewrap cannot build them, with a loud warning (once) when the
+        grader is root, i.e. grades other people's code (Gradescope); an ordinary user is refused full grading
+        without them (`autograder.worker.isolation`), and a student checking their own notebook needs none."""
         if not self._confine:
             return None
         problem = unavailable_reason(*((user.uid, user.gid) if user is not None else (None, None)))
         if problem is not None:
-            if self.confinement_problem is None:
+            if self.confinement_problem is None and user is not None:
                 print(
-                    f"WARNING: student code runs WITHOUT namespace isolation: {problem}. Only "
-                    + ("the separate sandbox user" if user is not None else "nothing but resource limits")
-                    + " keeps it from the grader's files.",
+                    f"WARNING: student code runs WITHOUT namespace isolation: {problem}. Only the separate sandbox "
+                    f"user {user.name} keeps it from the grader's files.",
                     file=sys.stderr,
                 )
             self.confinement_problem = problem
             return None
         profile = load_profile(self.profile)
-        readable = (Path(_interpreter()).parent, Path(sys.prefix), Path(sys.base_prefix), PACKAGE_ROOT,
-                    profile.cache_dir(), self._profile_copy().parent)
+        runtime = [Path(_interpreter()).parent, Path(sys.prefix), Path(sys.base_prefix), *_library_paths()]
+        readable = (*runtime, PACKAGE_ROOT, profile.cache_dir(), self._profile_copy().parent)
         return Confinement(readable=readable, hidden=tuple([*secret_paths(profile), *self.private_paths]))
 
     @property
