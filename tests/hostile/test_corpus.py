@@ -74,6 +74,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -87,6 +88,7 @@ import nbformat
 import pytest
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.worker.confinement import unavailable_reason
 from autograder.worker.deadline import DEADLINE_ENVIRONMENT
 from tests.hostile import submissions as sub
 from tests.results.test_schema import load_valid
@@ -217,6 +219,20 @@ def run_autograder(root: Root, timeout: float = RUN_TIMEOUT, extra_env: dict[str
     return Graded(root, process.returncode, stdout, stderr, load_valid(root.results), ended, started)
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes of the machine (in any PID namespace) whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in command and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` exists and is not a zombie."""
     try:
@@ -336,7 +352,8 @@ def _check_write_results(graded: Graded) -> None:
     assert "WRITE REPORT" in graded.feedback, "the attack did not run"
     if IS_ROOT:
         assert "WROTE" not in graded.feedback
-        assert f"BLOCKED {graded.root.results} (PermissionError)" in graded.feedback
+        blocked = [f"BLOCKED {graded.root.results} ({error})" for error in ("PermissionError", "FileNotFoundError")]
+        assert any(text in graded.feedback for text in blocked), graded.feedback  # closed, or not there at all
 
 
 def _sleeper(root: Root) -> None:
@@ -345,22 +362,36 @@ def _sleeper(root: Root) -> None:
 
 
 def _check_sleeper(graded: Graded) -> None:
+    """Without namespaces the sleeper logs into `drop`; in them `drop` is out of its sight, and survivors are
+    found on the machine by their command line (the log's path is in it)."""
     time.sleep(max(0.0, graded.ended + 2 - time.time()))  # a survivor logs every 0.25 s
     log = graded.root.drop / "sleeper.log"
-    assert "STARTED a sleeper" in graded.printed and log.is_file(), "the sleeper never ran"
-    entries = [line.split() for line in log.read_text().splitlines() if line.strip()]
-    assert entries, "the sleeper never logged"
-    survivors = sorted({int(pid) for pid, _ in entries if alive(int(pid))})
+    assert "STARTED a sleeper" in graded.printed, "the sleeper never ran"
+    survivors = processes_mentioning(str(log))
     assert not survivors, f"the sleeper survived grading: pids {survivors}"
-    assert max(float(when) for _, when in entries) < graded.ended, "the sleeper ran on after run_autograder returned"
+    entries = [line.split() for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    if entries:
+        assert max(float(when) for _, when in entries) < graded.ended, "the sleeper ran on after grading"
     assert sub.FORGED not in graded.root.results.read_text(encoding="utf-8")
     load_valid(graded.root.results)
+
+
+def _another_students_notebook() -> Path:
+    """A notebook of another student that every user could read, outside what the worker may see (in a root
+    `batch`, the other submissions' folders)."""
+    folder = Path(tempfile.gettempdir()) / "ps7-hostile-another-student"
+    folder.mkdir(mode=0o755, exist_ok=True)
+    notebook = folder / "ps7.ipynb"
+    notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    notebook.chmod(0o644)
+    return notebook
 
 
 def _secrets(cache: Path) -> list[tuple[str, str]]:
     suites = REPO_ROOT / "autograder" / "suites"
     prepared = cache / "synthetic"
     secrets = [
+        ("another student's notebook", _another_students_notebook()),
         ("hidden suite file", sorted(suites.glob("test_*.py"))[0]),
         ("suites folder", suites),
         ("prepared test labels", prepared / "tensors" / "stl10_labels.safetensors"),
@@ -379,12 +410,45 @@ def _read_secrets(root: Root) -> None:
 
 
 def _check_read_secrets(graded: Graded) -> None:
+    """Each secret is closed to the sandbox user, absent from the worker's namespaces, or masked as empty."""
     assert "READ REPORT" in graded.feedback, "the attack did not run"
     labels = [label for label, _ in _secrets(graded.root.cache)]
     leaked = [label for label in labels if f"LEAKED {label}" in graded.feedback]
     assert not leaked, f"the sandboxed student code could read: {', '.join(leaked)}"
+    [report] = {line.split("READ REPORT: ", 1)[1] for line in graded.feedback.splitlines() if "READ REPORT: " in line}
+    outcomes = set(report.split("; "))
     for label in labels:
-        assert f"DENIED {label} (PermissionError)" in graded.feedback, label
+        kept = {f"DENIED {label} (PermissionError)", f"DENIED {label} (FileNotFoundError)", f"EMPTY {label}"}
+        assert kept & outcomes, f"{label}: {report}"
+
+
+_LISTENERS: dict[str, socket.socket] = {}
+
+
+def _exfiltrate(root: Root) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.setblocking(False)
+    _LISTENERS[str(root.path)] = listener
+    root.write(sub.with_encoder(sub.EXFILTRATE, port=listener.getsockname()[1]))
+
+
+def _check_exfiltrate(graded: Graded) -> None:
+    """In its namespaces the worker has no network: not even the machine's loopback, where another grade's
+    process could listen."""
+    assert "EXFILTRATION REPORT" in graded.feedback, "the attack did not run"
+    listener = _LISTENERS.pop(str(graded.root.path))
+    try:
+        connection, _ = listener.accept()
+    except BlockingIOError:
+        connection = None
+    finally:
+        listener.close()
+    if connection is not None:
+        connection.close()
+    if unavailable_reason() is None:
+        assert "NO NETWORK" in graded.feedback and connection is None, graded.feedback
 
 
 def _check_no_leak(graded: Graded) -> None:
@@ -408,16 +472,21 @@ def _check_pickle(graded: Graded) -> None:
     assert not [line for line in unpicklers if "--results" in line], f"the grader unpickled it: {unpicklers}"
 
 
+def _fork_tag(root: Root) -> str:
+    """A `sleep` duration unique to this grade, so that its forked children can be found by command line."""
+    return f"0.{abs(hash(str(root.path))) % 10**9:09d}"
+
+
 def _fork_bomb(root: Root) -> None:
-    root.write(sub.with_encoder(sub.FORK_BOMB, limit=1000, log=str(root.drop / "children.log")))
+    root.write(sub.with_encoder(sub.FORK_BOMB, limit=1000, log=str(root.drop / "children.log"), tag=_fork_tag(root)))
 
 
 def _check_fork_bomb(graded: Graded) -> None:
     assert "FORK-LIMIT" in graded.feedback and "FORK-UNLIMITED" not in graded.feedback
     log = graded.root.drop / "children.log"
     children = [int(pid) for pid in log.read_text().split()] if log.exists() else []
-    assert children, "no child was forked"
-    survivors = [pid for pid in children if alive(pid)]
+    assert children or "FORK-LIMIT reached after 0 " not in graded.feedback, "no child was forked"
+    survivors = [pid for pid in children if alive(pid)] + processes_mentioning(_fork_tag(graded.root))
     assert not survivors, f"{len(survivors)} forked children survived grading"
 
 
@@ -558,6 +627,7 @@ CASES = [
     ),
     Case("pickle-payload", _pickle, "reference", ("should return a tensor",), some_fail=ENCODER, check=_check_pickle),
     Case("fork-bomb", _fork_bomb, "template", root_only=True, check=_check_fork_bomb),
+    Case("exfiltrate-over-loopback", _exfiltrate, "template", check=_check_exfiltrate),
     Case(
         "empty-wide-features",
         _notebook(sub.with_empty_wide_features),
