@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 from pathlib import Path
 
@@ -61,12 +63,15 @@ def _run_grade(
     *,
     keep: bool = True,
     html: Path | None = None,
+    as_json: bool = False,
 ) -> int:
-    """Prepare the profile if needed, grade, print the table; 0 whenever a results file was written."""
+    """Prepare the profile if needed, grade, print the table, the reason of each lost point and a summary
+    (or, with `as_json`, only the results document on stdout); 0 whenever a results file was written."""
     from autograder.grading import grade
+    from autograder.grading.grade import TOTAL_POINTS
     from autograder.profiles.prepare import PrepareError, prepare
     from autograder.profiles.profile import ProfileError, load_profile
-    from autograder.results import fallback_results, format_table, write_results
+    from autograder.results import fallback_results, format_reasons, format_summary, format_table, write_results
 
     try:
         prepare(load_profile(profile))
@@ -74,25 +79,41 @@ def _run_grade(
         print(f"cannot grade: profile {profile!r}: {error}", file=sys.stderr)
         write_results(fallback_results(f"The autograder's profile {profile!r} is not available: {error}"), results)
         return 0
-    finished = grade(submission, results, profile=profile, suite=suite, only=only, html=html)
-    print(format_table(finished))
-    print(finished.output)
+    notes = sys.stderr if as_json else sys.stdout
+    with contextlib.redirect_stdout(notes):
+        finished = grade(submission, results, profile=profile, suite=suite, only=only, html=html)
+    if as_json:
+        print(json.dumps(finished.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        sections = [format_table(finished), format_reasons(finished), finished.output]
+        sections.append(format_summary(finished, TOTAL_POINTS if only is None else None))
+        print("\n\n".join(section for section in sections if section.strip()))
     if keep:
-        print(f"results written to {results}")
+        print(f"results written to {results}", file=notes)
     if html is not None:
-        print(f"report written to {html}")
+        print(f"report written to {html}", file=notes)
     return 0
 
 
 def _grade(args: argparse.Namespace) -> int:
-    return _run_grade(args.submission, args.results, args.profile, args.suite, args.only, html=args.html)
+    return _run_grade(
+        args.submission, args.results, args.profile, args.suite, args.only, html=args.html, as_json=args.json
+    )
 
 
 def _check(args: argparse.Namespace) -> int:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="ps7-check-") as folder:
-        return _run_grade(args.submission, Path(folder) / "results.json", args.profile, "public", args.only, keep=False)
+        return _run_grade(
+            args.submission,
+            Path(folder) / "results.json",
+            args.profile,
+            "public",
+            args.only,
+            keep=False,
+            as_json=args.json,
+        )
 
 
 def _zip(args: argparse.Namespace) -> int:
@@ -150,12 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--suite", choices=("public", "all"), default="all", help="public tests only, or all (all)")
     grade.add_argument("--only", metavar="COMPONENT", help="only the tests of one component, e.g. 7.1.1")
     grade.add_argument("--html", type=Path, metavar="FILE", help="also write a report page with the run's figures")
+    grade.add_argument("--json", action="store_true", help="print only the results document (JSON) on stdout")
     grade.set_defaults(handler=_grade)
 
     check = commands.add_parser("check", help="run the public checks on your notebook (seconds, no data set)")
     check.add_argument("submission", type=Path, help="your .ipynb or .py file")
     check.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
     check.add_argument("--only", metavar="COMPONENT", help="only the checks of one component, e.g. 7.1.1")
+    check.add_argument("--json", action="store_true", help="print only the results document (JSON) on stdout")
     check.set_defaults(handler=_check)
 
     zip_ = commands.add_parser("zip", help="build the Gradescope upload (setup.sh and run_autograder at its root)")
