@@ -81,18 +81,28 @@ class PreparedPaths:
 
 
 def _atomic_file(target: Path, write: Callable[[Path], None]) -> None:
+    """`write` into a partial file that becomes `target` only when complete; a failure leaves nothing behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    write(partial)
+    try:
+        write(partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(target)
 
 
 def _atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
+    """`write` into a partial folder that becomes `target` only when complete; a failure leaves nothing behind."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    write(partial)
+    try:
+        write(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
 
