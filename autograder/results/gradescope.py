@@ -106,7 +106,8 @@ class TestResult:
 @dataclass
 class Results:
     """A whole results.json. `score` None means "the sum of the tests' scores", which we always write out
-    explicitly so that Gradescope never has to guess."""
+    explicitly so that Gradescope never has to guess. `grader_error` (not written to the file) says why
+    the grader itself failed, for fallback results."""
 
     tests: list[TestResult] = field(default_factory=list)
     score: float | None = None
@@ -115,6 +116,7 @@ class Results:
     stdout_visibility: str = "hidden"
     visibility: str | None = None
     extra_data: Mapping[str, Any] | None = None
+    grader_error: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _check_choice("stdout_visibility", self.stdout_visibility, VISIBILITIES)
@@ -226,7 +228,7 @@ def fallback_results(message: str, tests: Iterable[TestSpec] | None = None) -> R
         )
         for spec in tests or ()
     ]
-    return Results(tests=listed, score=0.0, output=output)
+    return Results(tests=listed, score=0.0, output=output, grader_error=_to_str(message))
 
 
 def write_results(results: Results, path: str | os.PathLike[str]) -> Path:

@@ -97,3 +97,61 @@ def test_json_prints_the_results_document_alone(synthetic, tmp_path):
     assert document == json.loads(Path(tmp_path / "r.json").read_text())
     assert [test["number"] for test in document["tests"]] == ["7.1.1.1", "7.1.1.2", "7.1.1.3", "7.1.1.4"]
     assert "results written to" in done.stderr
+
+
+def _one_line_usage_error(done: subprocess.CompletedProcess[str], command: str, *expected: str) -> None:
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{command}: "), done.stderr
+    assert all(text in lines[0] for text in expected), lines[0]
+    assert "contact the course staff" not in done.stdout + done.stderr
+
+
+def test_usage_errors_exit_2_with_one_line_and_write_nothing(synthetic, tmp_path):
+    results = tmp_path / "r.json"
+    (tmp_path / "notes.txt").write_text("method 1 accuracy: 0.3\n")
+    cases = {
+        "missing file": (("grade", tmp_path / "missing.ipynb"), "grade", ("missing.ipynb", "no such file or folder")),
+        "not a notebook": (("grade", tmp_path / "notes.txt"), "grade", ("notes.txt", "not a notebook (.ipynb)")),
+        "unknown profile": (
+            ("grade", REPO_ROOT / TEMPLATE_NOTEBOOK, "--profile", "nope"),
+            "grade",
+            ("unknown profile 'nope'", "synthetic"),
+        ),
+        "no test selected": (
+            ("grade", REPO_ROOT / TEMPLATE_NOTEBOOK, "--only", "9.9"),
+            "grade",
+            ("no test matches --only 9.9", "7.1.1"),
+        ),
+    }
+    for arguments, command, expected in cases.values():
+        _one_line_usage_error(autograder(*arguments, "--results", results), command, *expected)
+        assert not results.exists()
+    _one_line_usage_error(
+        autograder("check", REPO_ROOT / TEMPLATE_NOTEBOOK, "--only", "9.9"),
+        "check",
+        "no public test matches --only 9.9",
+    )
+    _one_line_usage_error(  # a hidden test is not in the public suite
+        autograder("check", REPO_ROOT / TEMPLATE_NOTEBOOK, "--only", "7.1.5.2"), "check", "--only 7.1.5.2"
+    )
+    _one_line_usage_error(autograder("check", tmp_path / "missing.ipynb"), "check", "no such file or folder")
+    _one_line_usage_error(autograder("batch", tmp_path / "no-folder"), "batch", "no such folder")
+    (tmp_path / "folder").mkdir()
+    _one_line_usage_error(autograder("batch", tmp_path / "folder", "--profile", "nope"), "batch", "unknown profile")
+
+
+def test_a_submission_that_cannot_be_read_is_graded_with_exit_0(synthetic, tmp_path):
+    """The student's problem, not the grader's: every test is listed at 0 with the reason."""
+    broken = tmp_path / "ps7.ipynb"
+    broken.write_text('{"cells": 3}')
+    empty_folder = tmp_path / "submission"
+    empty_folder.mkdir()
+    for submission, reason in ((broken, "ps7.ipynb"), (empty_folder, "no notebook (.ipynb) or Python file (.py)")):
+        results = tmp_path / f"{submission.name}.json"
+        done = autograder("grade", submission, "--results", results)
+        assert done.returncode == 0, done.stderr
+        document = load_results(results)
+        assert document.tests and document.total_score == 0
+        assert all(reason in test.output and "could not be read" in test.output for test in document.tests)
+        assert reason in done.stdout
