@@ -142,9 +142,17 @@ def grade(
     finally:
         grading.close()
     if html is not None:
-        write_html(finished, grading.run_figures, html, title=Path(submission_path).name, profile=profile)
+        write_html(
+            finished,
+            grading.run_figures,
+            html,
+            title=Path(submission_path).name,
+            profile=profile,
+            staff_notes=results_plugin.staff_notes(),
+        )
     printed = grading.student_output()
     if printed:
-        print("---- output of your code during grading (truncated) ----")
+        cut = len(printed) > STUDENT_OUTPUT_CHARS
+        print(f"---- output of your code during grading{' (truncated)' if cut else ''} ----")
         print(truncate(printed, STUDENT_OUTPUT_CHARS))
     return finished

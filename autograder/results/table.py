@@ -10,7 +10,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from autograder.results.gradescope import Results
+from autograder.results.gradescope import Results, clean_text
 
 _GREEN, _YELLOW, _RED, _BOLD, _RESET = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[1m", "\x1b[0m"
 _MIN_NAME = 10
@@ -91,7 +91,7 @@ def format_reasons(results: Results | Mapping[str, Any], *, color: bool | None =
         title += f"  ({_points(entry['score'], entry['max_score'])})"
         if color:
             title = f"{_YELLOW if partial else _RED}{title}{_RESET}"
-        message = entry["output"].strip() or "(no message)"
+        message = clean_text(test.output, None).strip() or "(no message)"
         blocks.append(title + "\n" + _indent(message, width))
     return "\n\n".join(blocks)
 

@@ -49,6 +49,7 @@ def test_check_prints_every_lost_points_reason_in_full_and_a_summary(synthetic, 
     graded = autograder("grade", REPO_ROOT / TEMPLATE_NOTEBOOK, "--suite", "public", "--results", tmp_path / "r.json")
     results = load_results(tmp_path / "r.json")
     assert "\x1b" not in done.stdout  # not a terminal: no colour
+    assert "it/s" not in done.stdout and "%|" not in done.stdout  # no progress bar of the worker's training
     blocks = _reason_blocks(done.stdout)
     assert set(blocks) == {test.number for test in results.tests}
     for test in results.tests:

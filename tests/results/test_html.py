@@ -57,3 +57,11 @@ def test_the_page_holds_the_table_the_figures_and_escapes_student_text(tmp_path)
     path = write_html(_results(), figures, tmp_path / "report.html", title="x", profile="synthetic")
     assert path.read_text(encoding="utf-8").startswith("<!doctype html>")
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_staff_notes_stay_in_the_staff_page():
+    """Warnings for the staff (an uncalibrated profile) left the students' output; the page still shows them."""
+    note = "Profile 'stl10': the accuracy thresholds were not calibrated on its grading budgets"
+    page = render_html(_results(), Figures(), title="x", profile="stl10", staff_notes=[note])
+    assert note.replace("'", "&#39;") in page and "2 definitions could not be loaded" in page
+    assert "not calibrated" not in render_html(_results(), Figures(), title="x", profile="stl10")
