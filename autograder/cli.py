@@ -1,8 +1,17 @@
-"""Command line: one sub-command per job; each handler lives next to the code it drives."""
+"""Command line: one sub-command per job; each handler lives next to the code it drives.
+
+Exit status of `grade`, `check` and `batch`, for scripts: 0 when the submission was graded (a notebook that
+cannot be read is graded too: every test fails with the reason, and the results file says so); 1 when the
+grader itself failed (`grade`, `check`: a fallback results file says so; `batch`: some submission's grader
+failed); 2 on a usage error (a path that does not exist or is not a notebook or .py file, an unknown
+profile, `--only` selecting no test), with one line on stderr and no results file written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -34,12 +43,25 @@ def _template(args: argparse.Namespace) -> int:
     return 0
 
 
+USAGE_ERROR = 2
+GRADER_ERROR = 1
+
+
+def _usage_error(command: str, message: str) -> int:
+    print(f"{command}: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from autograder.profiles.prepare import PrepareError, prepare
-    from autograder.profiles.profile import load_profile
+    from autograder.profiles.profile import ProfileError, load_profile
 
     try:
-        prepare(load_profile(args.profile), stl10_source=args.stl10, flickr8k_source=args.flickr8k)
+        profile = load_profile(args.profile)
+    except ProfileError as error:
+        return _usage_error("prepare", str(error))
+    try:
+        prepare(profile, stl10_source=args.stl10, flickr8k_source=args.flickr8k)
     except PrepareError as error:
         print(f"prepare failed: {error}", file=sys.stderr)
         return 2
@@ -48,10 +70,14 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from autograder.profiles.calibrate import CalibrationError, calibrate
-    from autograder.profiles.profile import load_profile
+    from autograder.profiles.profile import ProfileError, load_profile
 
     try:
-        profile = calibrate(load_profile(args.profile), args.runs, margin=args.margin, jobs=args.jobs)
+        loaded = load_profile(args.profile)
+    except ProfileError as error:
+        return _usage_error("calibrate", str(error))
+    try:
+        profile = calibrate(loaded, args.runs, margin=args.margin, jobs=args.jobs)
     except CalibrationError as error:
         print(f"calibrate: nothing written: {error}", file=sys.stderr)
         return 1
@@ -68,27 +94,48 @@ def _run_grade(
     *,
     keep: bool = True,
     html: Path | None = None,
+    as_json: bool = False,
 ) -> int:
-    """Prepare the profile if needed, grade, print the table; 0 whenever a results file was written."""
+    """Prepare the profile if needed, grade, print the table, the reason of each lost point and a summary
+    (or, with `as_json`, only the results document on stdout). The exit status is in the module docstring."""
     from autograder.grading import grade
+    from autograder.grading.grade import SUBMISSION_SUFFIXES, TOTAL_POINTS, NothingSelected
     from autograder.profiles.prepare import PrepareError, prepare
     from autograder.profiles.profile import ProfileError, load_profile
-    from autograder.results import fallback_results, format_table, write_results
+    from autograder.results import fallback_results, format_reasons, format_summary, format_table, write_results
 
+    command = "grade" if keep else "check"
+    if not submission.exists():
+        return _usage_error(command, f"{submission}: no such file or folder")
+    if submission.is_file() and submission.suffix.lower() not in SUBMISSION_SUFFIXES:
+        return _usage_error(command, f"{submission}: not a notebook (.ipynb) or Python file (.py)")
     try:
-        prepare(load_profile(profile))
-    except (PrepareError, ProfileError) as error:
-        print(f"cannot grade: profile {profile!r}: {error}", file=sys.stderr)
+        loaded = load_profile(profile)
+    except ProfileError as error:
+        return _usage_error(command, str(error))
+    try:
+        prepare(loaded)
+    except PrepareError as error:
+        print(f"cannot grade: profile {profile!r} could not be prepared: {error}", file=sys.stderr)
         write_results(fallback_results(f"The autograder's profile {profile!r} is not available: {error}"), results)
-        return 0
-    finished = grade(submission, results, profile=profile, suite=suite, only=only, html=html)
-    print(format_table(finished))
-    print(finished.output)
+        return GRADER_ERROR
+    notes = sys.stderr if as_json else sys.stdout
+    try:
+        with contextlib.redirect_stdout(notes):
+            finished = grade(submission, results, profile=profile, suite=suite, only=only, html=html)
+    except NothingSelected as error:
+        return _usage_error(command, str(error))
+    if as_json:
+        print(json.dumps(finished.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        sections = [format_table(finished), format_reasons(finished), finished.output]
+        sections.append(format_summary(finished, TOTAL_POINTS if only is None else None))
+        print("\n\n".join(section for section in sections if section.strip()))
     if keep:
-        print(f"results written to {results}")
+        print(f"results written to {results}", file=notes)
     if html is not None:
-        print(f"report written to {html}")
-    return 0
+        print(f"report written to {html}", file=notes)
+    return GRADER_ERROR if finished.grader_error is not None else 0
 
 
 def _refused(command: str, unsafe_same_user: bool) -> bool:
@@ -103,15 +150,25 @@ def _refused(command: str, unsafe_same_user: bool) -> bool:
 
 def _grade(args: argparse.Namespace) -> int:
     if args.suite == "all" and _refused("grade --suite all", args.unsafe_same_user):
-        return 2
-    return _run_grade(args.submission, args.results, args.profile, args.suite, args.only, html=args.html)
+        return USAGE_ERROR
+    return _run_grade(
+        args.submission, args.results, args.profile, args.suite, args.only, html=args.html, as_json=args.json
+    )
 
 
 def _check(args: argparse.Namespace) -> int:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="ps7-check-") as folder:
-        return _run_grade(args.submission, Path(folder) / "results.json", args.profile, "public", args.only, keep=False)
+        return _run_grade(
+            args.submission,
+            Path(folder) / "results.json",
+            args.profile,
+            "public",
+            args.only,
+            keep=False,
+            as_json=args.json,
+        )
 
 
 def _zip(args: argparse.Namespace) -> int:
@@ -129,7 +186,14 @@ def _zip(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace) -> int:
     from autograder.delivery.batch import BatchError, Options, batch_command
+    from autograder.profiles.profile import ProfileError, load_profile
 
+    if not args.folder.is_dir():
+        return _usage_error("batch", f"{args.folder}: no such folder")
+    try:
+        load_profile(args.profile)
+    except ProfileError as error:
+        return _usage_error("batch", str(error))
     options = Options(args.profile, args.suite, args.timeout, force=args.force, unsafe_same_user=args.unsafe_same_user)
     try:
         return batch_command(args.folder, options, out=args.out, csv_path=args.csv, jobs=args.jobs)
@@ -197,12 +261,14 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
     grade.add_argument("--only", metavar="COMPONENT", help="only the tests of one component, e.g. 7.1.1")
     grade.add_argument("--html", type=Path, metavar="FILE", help="also write a report page with the run's figures")
     grade.add_argument(UNSAFE_SAME_USER_FLAG, action="store_true", help=UNSAFE_SAME_USER_HELP)
+    grade.add_argument("--json", action="store_true", help="print only the results document (JSON) on stdout")
     grade.set_defaults(handler=_grade)
 
     check = commands.add_parser("check", help="run the public checks on your notebook (seconds, no data set)")
     check.add_argument("submission", type=Path, help="your .ipynb or .py file")
     check.add_argument("--profile", default=PUBLIC_PROFILE, help=f"profile name or JSON file ({PUBLIC_PROFILE})")
     check.add_argument("--only", metavar="COMPONENT", help="only the checks of one component, e.g. 7.1.1")
+    check.add_argument("--json", action="store_true", help="print only the results document (JSON) on stdout")
     check.set_defaults(handler=_check)
 
     zip_ = commands.add_parser("zip", help="build the Gradescope upload (setup.sh and run_autograder at its root)")

@@ -29,6 +29,26 @@ STUDENT_OUTPUT_CHARS = 20_000
 TOTAL_POINTS = 10.0  # DESIGN.md section 1: a full grade that does not add up to this says so in its output
 
 
+class NothingSelected(ValueError):
+    """`only` (with `suite`) selects no test: a usage error, for which no results file is written."""
+
+
+class _Selection:
+    """Notices a run that `only` left without tests, and keeps the results plugin from writing a file of
+    zero tests over whatever `results_path` held (runs after the grading plugin has deselected)."""
+
+    def __init__(self, results: ResultsPlugin, only: str | None) -> None:
+        self.results = results
+        self.only = only
+        self.empty = False
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if self.only and not items:
+            self.empty = True
+            self.results.path = None
+
+
 def find_submission(folder: str | os.PathLike[str]) -> Path | None:
     """The file to grade in a submission folder, searched recursively: a notebook if there is one, else a
     .py file; checkpoints and hidden folders are skipped; the shallowest, then alphabetically first, wins."""
@@ -91,7 +111,7 @@ def grade(
     budget, a component ("7.1.3") keeps only that component's (the corpus tests use both, to train only
     where a bug can show); `html` also writes the
     report page with the run's figures. Never raises for a bad submission; a grader failure still writes
-    a fallback file."""
+    a fallback file; raises NothingSelected, writing nothing, when `only` selects no test."""
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
     results_path = Path(results_path)
@@ -101,11 +121,19 @@ def grade(
     )
     complete = suite == "all" and only is None and training is True
     results_plugin = ResultsPlugin(results_path, max_total=TOTAL_POINTS if complete else None)
+    selection = _Selection(results_plugin, only)
     try:
-        code = pytest.main(suite_arguments(verbose), plugins=[results_plugin, grading])
+        code = pytest.main(suite_arguments(verbose), plugins=[results_plugin, grading, selection])
+        if selection.empty:
+            raise NothingSelected(
+                f"no {'public ' if suite == 'public' else ''}test matches --only {only} (give a component such as "
+                "7.1.1, a part such as 7.2, or a test number such as 7.1.1.3)"
+            )
         finished = results_plugin.results
         if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR) or (not finished.tests and not only):
             raise RuntimeError(f"pytest ended with {code!r} and {len(finished.tests)} tests")
+    except NothingSelected:
+        raise
     except Exception as failure:  # noqa: BLE001 - any grader failure must still leave a results file
         detail = "".join(traceback.format_exception_only(type(failure), failure)).strip()
         finished = fallback_results(f"The autograder failed: {detail}", results_plugin.specs)
@@ -114,9 +142,17 @@ def grade(
     finally:
         grading.close()
     if html is not None:
-        write_html(finished, grading.run_figures, html, title=Path(submission_path).name, profile=profile)
+        write_html(
+            finished,
+            grading.run_figures,
+            html,
+            title=Path(submission_path).name,
+            profile=profile,
+            staff_notes=results_plugin.staff_notes(),
+        )
     printed = grading.student_output()
     if printed:
-        print("---- output of your code during grading (truncated) ----")
+        cut = len(printed) > STUDENT_OUTPUT_CHARS
+        print(f"---- output of your code during grading{' (truncated)' if cut else ''} ----")
         print(truncate(printed, STUDENT_OUTPUT_CHARS))
     return finished

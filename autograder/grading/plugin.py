@@ -205,13 +205,17 @@ class GradingPlugin:
         if results is not None:
             for line in self.summary():
                 results.add_output(line)
+            for line in self.staff_notes():
+                results.add_staff_note(line)
         self.close()
+
+    def staff_notes(self) -> list[str]:
+        """What only the course staff should read (Gradescope shows the grader's stdout to staff only)."""
+        warning = load_profile(self.profile).calibration_warning()
+        return [warning] if warning is not None else []
 
     def summary(self) -> list[str]:
         lines: list[str] = []
-        warning = load_profile(self.profile).calibration_warning()
-        if warning is not None:
-            lines.append(warning)
         if self.error is not None:
             lines.append(f"Your submission could not be read: {self.error}")
         skipped = [text for text in getattr(self.submission_value, "diagnostics", []) if "skipped" in text]

@@ -10,7 +10,7 @@ from autograder.results.gradescope import (
     load_results,
     write_results,
 )
-from autograder.results.table import format_table
+from autograder.results.table import format_reasons, format_summary, format_table
 
 __all__ = [
     "Results",
@@ -18,6 +18,8 @@ __all__ = [
     "TestSpec",
     "clean_text",
     "fallback_results",
+    "format_reasons",
+    "format_summary",
     "format_table",
     "load_results",
     "write_results",

@@ -1,4 +1,4 @@
-"""Gradescope's results.json: the data model, its cleaning, and an atomic writer.
+"""Gradescope's results.json: the data model, its cleaning, its Markdown, and an atomic writer.
 
 Format: https://gradescope-autograders.readthedocs.io/en/latest/specs/ ("Output format"). Gradescope
 rejects or mangles a malformed file and then shows the student nothing, so everything here aims at one
@@ -29,8 +29,16 @@ NAME_LIMIT = 500
 SCORE_DIGITS = 6
 _EXTRA_DEPTH = 20
 
-# Plain text everywhere: student-controlled strings must never be rendered as HTML or Markdown.
+# Outputs are Markdown ("md" renders "some basic markdown", the specification says) built by `to_markdown`:
+# the grader's lines with every character that could start markup escaped, indented blocks (tracebacks,
+# printed output) in fenced code blocks, so nothing a student wrote is ever rendered as markup. Names stay text.
+_OUTPUT_FORMAT = "md"
 _TEXT_FORMAT = "text"
+_MD_ESCAPED = re.compile(r"([\\`*_\[\]<>&~|$@])|(://)|(?<=www)(\.)", re.IGNORECASE)
+_MD_LINE_START = re.compile(r"^([#>+=-]|\d+(?=[.)]))")
+_MD_UNESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_MD_FENCE = re.compile(r"^(`{3,})$")
+_HARD_BREAK = "  "
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -91,7 +99,7 @@ class TestResult:
             "score": _clean_score(self.score, max_score),
             "max_score": max_score,
             "status": self.status,
-            "output": clean_text(self.output, TEST_OUTPUT_LIMIT),
+            "output": markdown_within(self.output, TEST_OUTPUT_LIMIT),
             "visibility": self.visibility,
         }
         if self.number is not None:
@@ -106,7 +114,8 @@ class TestResult:
 @dataclass
 class Results:
     """A whole results.json. `score` None means "the sum of the tests' scores", which we always write out
-    explicitly so that Gradescope never has to guess."""
+    explicitly so that Gradescope never has to guess. `grader_error` (not written to the file) says why
+    the grader itself failed, for fallback results."""
 
     tests: list[TestResult] = field(default_factory=list)
     score: float | None = None
@@ -115,6 +124,7 @@ class Results:
     stdout_visibility: str = "hidden"
     visibility: str | None = None
     extra_data: Mapping[str, Any] | None = None
+    grader_error: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _check_choice("stdout_visibility", self.stdout_visibility, VISIBILITIES)
@@ -143,9 +153,9 @@ class Results:
         )
         document: dict[str, Any] = {
             "score": score,
-            "output": clean_text(self.output, TOP_OUTPUT_LIMIT),
-            "output_format": _TEXT_FORMAT,
-            "test_output_format": _TEXT_FORMAT,
+            "output": markdown_within(self.output, TOP_OUTPUT_LIMIT),
+            "output_format": _OUTPUT_FORMAT,
+            "test_output_format": _OUTPUT_FORMAT,
             "test_name_format": _TEXT_FORMAT,
             "stdout_visibility": self.stdout_visibility,
             "tests": tests,
@@ -167,7 +177,11 @@ class Results:
         raw_tests = document.get("tests", [])
         if not isinstance(raw_tests, list):
             raise ValueError(f"{source}: 'tests' must be a list, got {type(raw_tests).__name__}")
-        tests = [_test_from_dict(entry, f"{source}: tests[{index}]") for index, entry in enumerate(raw_tests)]
+        test_format = document.get("test_output_format", _TEXT_FORMAT)
+        tests = [
+            _test_from_dict(entry, f"{source}: tests[{index}]", test_format) for index, entry in enumerate(raw_tests)
+        ]
+        output = _string(document.get("output", ""), f"{source}: output")
         try:
             return cls(
                 tests=tests,
@@ -177,13 +191,82 @@ class Results:
                     if "execution_time" in document
                     else None
                 ),
-                output=_string(document.get("output", ""), f"{source}: output"),
+                output=from_markdown(output) if document.get("output_format") == _OUTPUT_FORMAT else output,
                 stdout_visibility=document.get("stdout_visibility", "hidden"),
                 visibility=document.get("visibility"),
                 extra_data=document.get("extra_data"),
             )
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
+
+
+def to_markdown(text: str) -> str:
+    """Plain text as Markdown that renders as the same text: lines that start with a space or a tab (tracebacks,
+    code, printed output) go into fenced code blocks, verbatim; every other line has the characters that could
+    start markup backslash-escaped (and a line break kept with two trailing spaces). `from_markdown` inverts it."""
+    lines = text.split("\n")
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if line[:1] in (" ", "\t"):
+            end = index
+            while end < len(lines) and lines[end][:1] in (" ", "\t"):
+                end += 1
+            block = lines[index:end]
+            longest = max((len(run) for run in re.findall(r"`+", "\n".join(block))), default=0)
+            fence = "`" * max(3, longest + 1)
+            out += [fence, *block, fence]
+            index = end
+            continue
+        escaped = _MD_ESCAPED.sub(lambda match: "\\" + match.group(0), line)
+        escaped = _MD_LINE_START.sub(_escape_line_start, escaped)
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if line and following and following[:1] not in (" ", "\t"):
+            escaped += _HARD_BREAK
+        out.append(escaped)
+        index += 1
+    return "\n".join(out)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    """`# `, `> `, `+ `, `- `, `===` start blocks; `1.` and `1)` start ordered lists (escaped after the digits)."""
+    start = match.group(0)
+    return start + "\\" if start[0].isdigit() else "\\" + start
+
+
+def markdown_within(value: object, limit: int) -> str:
+    """`value` cleaned (see `clean_text`) and as Markdown in at most `limit` characters: the plain text is cut
+    (in the middle, saying so) until its Markdown fits; a last resort cut can only leave a fence open, which
+    shows the rest as code, never as markup."""
+    budget = limit
+    for _ in range(8):
+        rendered = to_markdown(clean_text(value, budget))
+        if len(rendered) <= limit:
+            return rendered
+        budget = max(1, budget - (len(rendered) - limit) - 16)
+    return rendered[:limit]
+
+
+def from_markdown(text: str) -> str:
+    """The plain text `to_markdown` was given (for reading results files back)."""
+    lines = text.split("\n")
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        fence = _MD_FENCE.match(lines[index])
+        if fence:
+            end = lines.index(fence.group(1), index + 1) if fence.group(1) in lines[index + 1 :] else len(lines)
+            out += lines[index + 1 : end]
+            index = end + 1
+            continue
+        line = lines[index]
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if line and following and not _MD_FENCE.match(following) and line.endswith(_HARD_BREAK):
+            line = line[: -len(_HARD_BREAK)]
+        out.append(_MD_UNESCAPE.sub(r"\1", line))
+        index += 1
+    return "\n".join(out)
 
 
 def clean_text(value: object, limit: int | None) -> str:
@@ -226,7 +309,7 @@ def fallback_results(message: str, tests: Iterable[TestSpec] | None = None) -> R
         )
         for spec in tests or ()
     ]
-    return Results(tests=listed, score=0.0, output=output)
+    return Results(tests=listed, score=0.0, output=output, grader_error=_to_str(message))
 
 
 def write_results(results: Results, path: str | os.PathLike[str]) -> Path:
@@ -341,13 +424,17 @@ def _number(value: object, where: str) -> float:
     return float(value)
 
 
+def _plain(text: str, output_format: object) -> str:
+    return from_markdown(text) if output_format == _OUTPUT_FORMAT else text
+
+
 def _string(value: object, where: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{where} must be a string, got {value!r}")
     return value
 
 
-def _test_from_dict(entry: object, where: str) -> TestResult:
+def _test_from_dict(entry: object, where: str, output_format: str = _TEXT_FORMAT) -> TestResult:
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
     score = _number(entry.get("score", 0.0), f"{where}.score")
@@ -364,7 +451,9 @@ def _test_from_dict(entry: object, where: str) -> TestResult:
             score=score,
             max_score=max_score,
             status=status,
-            output=_string(entry.get("output", ""), f"{where}.output"),
+            output=_plain(
+                _string(entry.get("output", ""), f"{where}.output"), entry.get("output_format", output_format)
+            ),
             visibility=entry.get("visibility", "visible"),
             tags=tuple(tags),
             extra_data=entry.get("extra_data"),

@@ -15,6 +15,12 @@ Use it as `pytest -p autograder.results.plugin --results-json PATH` or
 The results file is rewritten (atomically) once all tests are collected, listing every test as "not
 run yet", and after every test, so a grader that dies mid-run still leaves a valid file with the
 results so far and every other test listed at 0 points.
+
+Gradescope's visibility model: students see the top-level output and the visible tests at once, the
+`after_due_date` tests after the deadline, and no total score while a test is hidden. So the top-level
+output counts only the visible tests, and what only the staff should read (`add_staff_note`, a points
+total that does not add up, the suite's own errors) is printed to stdout, which Gradescope shows to the
+staff only (`stdout_visibility` "hidden").
 """
 
 from __future__ import annotations
@@ -79,7 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="POINTS",
         type=float,
         default=None,
-        help="warn (in the results' top-level output) when the tests' points do not add up to this",
+        help="warn the staff (on stdout) when the tests' points do not add up to this",
     )
     group.addoption(
         "--results-stdout-visibility",
@@ -166,6 +172,7 @@ class ResultsPlugin:
         self.specs: list[TestSpec] = []
         self.extra_data: dict[str, Any] = {}
         self._messages: list[str] = []
+        self._staff: list[str] = []
         self._tests: list[TestResult] = []
         self._slots: dict[str, int] = {}
         self._finished: set[str] = set()
@@ -179,8 +186,13 @@ class ResultsPlugin:
 
     # ------------------------------------------------------------------ public
     def add_output(self, text: str) -> None:
-        """Add a session-level message to the results' top-level output."""
+        """Add a session-level message to the results' top-level output (students read it at once)."""
         self._messages.append(str(text))
+
+    def add_staff_note(self, text: str) -> None:
+        """Add a message for the course staff only: printed to stdout when the session ends, never in the
+        results' output."""
+        self._staff.append(str(text))
 
     @property
     def results(self) -> Results:
@@ -257,6 +269,9 @@ class ResultsPlugin:
         if self.path is not None:
             write_results(self._final, self.path)
         report_results(self._final)
+        notes = self.staff_notes()
+        if notes:
+            sys.stdout.write("---- for the course staff ----\n" + "\n".join(notes) + "\n")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.path is None or self._final is None:
@@ -267,31 +282,33 @@ class ResultsPlugin:
 
     # ------------------------------------------------------------------ helpers
     def _build(self, final: bool) -> Results:
+        """The results as they stand. The top-level output is what a student reads before the deadline, so it
+        speaks only of the visible tests (Gradescope hides the total score while any test is hidden); what
+        only the staff should read goes to `staff_notes`, printed to stdout (which Gradescope shows staff only)."""
         tests = list(self._tests)
-        score = sum(test.score for test in tests)
-        max_score = sum(test.max_score for test in tests)
-        passed = sum(1 for test in tests if test.status == "passed")
-        not_run = len(tests) - len(self._finished)
+        visible = [index for index, test in enumerate(tests) if test.visibility == "visible"]
+        hidden = len(tests) - len(visible)
+        score = sum(tests[index].score for index in visible)
+        max_score = sum(tests[index].max_score for index in visible)
+        passed = sum(1 for index in visible if tests[index].status == "passed")
+        finished = {self._slots[nodeid] for nodeid in self._finished if nodeid in self._slots}
+        not_run = sum(1 for index in visible if index not in finished)
         lines: list[str] = []
         if final and not tests:
             lines.append(f"The autograder found no tests to run. {GRADER_FAILED_NOTE}")
         elif final:
-            lines.append(f"Score: {score:g} / {max_score:g} points ({passed} of {len(tests)} tests passed).")
+            lines.append(f"Public tests: {score:g} / {max_score:g} points ({passed} of {len(visible)} tests passed).")
+            if hidden:
+                lines.append("The other tests are graded and shown after the deadline.")
             if not_run:
-                lines.append(f"{not_run} test(s) did not run. {GRADER_FAILED_NOTE}")
+                lines.append(f"{not_run} public test(s) did not run. {GRADER_FAILED_NOTE}")
         else:
             lines.append(
-                f"Grading incomplete: {len(self._finished)} of {len(tests)} tests finished. If this message "
-                f"stays, the autograder stopped before the end. {GRADER_FAILED_NOTE}"
+                f"Grading incomplete: {sum(index in finished for index in visible)} of {len(visible)} public tests "
+                f"finished. If this message stays, the autograder stopped before the end. {GRADER_FAILED_NOTE}"
             )
         if self._collect_errors:
             lines.append(f"The autograder could not load some of its tests. {GRADER_FAILED_NOTE}")
-            lines.extend(self._collect_errors)
-        if self.max_total is not None and abs(max_score - self.max_total) > _TOTAL_TOLERANCE:
-            lines.append(
-                f"Warning for the course staff: the tests' points add up to {max_score:g}, "
-                f"expected {self.max_total:g}."
-            )
         lines.extend(self._messages)
         return Results(
             tests=tests,
@@ -300,6 +317,20 @@ class ResultsPlugin:
             stdout_visibility=self.stdout_visibility,
             extra_data=dict(self.extra_data) or None,
         )
+
+    def staff_notes(self) -> list[str]:
+        """What only the course staff should read: tests that did not run, the suite's problems, warnings."""
+        tests = list(self._tests)
+        max_score = sum(test.max_score for test in tests)
+        notes = []
+        if len(self._finished) < len(tests):
+            notes.append(f"{len(tests) - len(self._finished)} test(s) did not run.")
+        notes.extend(f"Could not load: {error}" for error in self._collect_errors)
+        if self.max_total is not None and abs(max_score - self.max_total) > _TOTAL_TOLERANCE:
+            notes.append(
+                f"Warning for the course staff: the tests' points add up to {max_score:g}, expected {self.max_total:g}."
+            )
+        return notes + self._staff
 
     def _write(self, results: Results) -> None:
         """Mid-run writes must not abort grading: a failure is reported and the next write tries again."""
@@ -381,9 +412,7 @@ def _name(item: pytest.Item) -> str:
 
 
 def _pending(spec: TestSpec) -> TestResult:
-    return TestResult(
-        spec.name, spec.number, 0.0, spec.max_score, "failed", NOT_RUN_OUTPUT, spec.visibility, spec.tags
-    )
+    return TestResult(spec.name, spec.number, 0.0, spec.max_score, "failed", NOT_RUN_OUTPUT, spec.visibility, spec.tags)
 
 
 def _score(spec: TestSpec, phases: dict[str, _Phase], record: Credit | None) -> TestResult:
@@ -477,4 +506,3 @@ def _assertion_text(text: str) -> str:
         if line.startswith("assert "):
             return "\n".join(lines[:index]).rstrip()
     return text.strip() or "assertion failed"
-

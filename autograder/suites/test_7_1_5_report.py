@@ -1,41 +1,56 @@
-"""7.1.5 report (1 point): the report lines `method 1 accuracy: 0.32` (a fraction or a percentage) in the
-notebook's markdown, read as 7.2.3 reads its line (`autograder.suites.reports`: only lines that start with
-the phrase count, since the problem statement shows the form mid-line). Public: a plausible number for each
-method. Hidden: the order II > I > III."""
+"""7.1.5 report (1 point): each method's test accuracy (a fraction or a percentage) in the notebook's markdown,
+read by `autograder.suites.reports` as 7.2.3 reads its answer (`Method I accuracy: 0.32`, `method 1: 32%`, a
+table row per method, ...; only answers at the start of a line count, since the problem statement shows the
+form mid-line). Public: a plausible number for each method. Hidden: the order II > I > III."""
 
 import pytest
 
-from autograder.suites.reports import reported
+from autograder.suites.reports import ACCEPTED_FORMS, AmbiguousReport, display_name, reported
 
-NAMES = {1: "method 1", 2: "method 2", 3: "method 3"}
+SUBJECTS = {1: "method 1", 2: "method 2", 3: "method 3"}
 PLAUSIBLE = (0.05, 1.0)  # ten classes: chance is 0.10
 
 pytestmark = pytest.mark.tags("7.1", "autoencoder", "report")
 
 
-def _reported(submission) -> dict[int, float]:
-    """Each method's reported accuracy as a fraction, for the methods whose line holds a number."""
-    lines = {method: reported(submission.text_cells, f"{name} accuracy:") for method, name in NAMES.items()}
-    return {method: line.value for method, line in lines.items() if line is not None and line.value is not None}
+def _reported(submission) -> tuple[dict[int, float], dict[int, str]]:
+    """Each method's reported accuracy as a fraction, and what is wrong for the methods without one."""
+    accuracies: dict[int, float] = {}
+    problems: dict[int, str] = {}
+    for method, subject in SUBJECTS.items():
+        name = display_name(subject)
+        try:
+            answer = reported(submission.text_cells, subject)
+        except AmbiguousReport as error:
+            problems[method] = str(error)
+            continue
+        if answer is None:
+            problems[method] = f"no answer for {name} found"
+        elif answer.value is None:
+            problems[method] = f"no number in `{answer.line}`"
+        else:
+            accuracies[method] = answer.value
+    return accuracies, problems
 
 
 @pytest.mark.points(0.5)
 @pytest.mark.number("7.1.5.1")
 def test_report_gives_each_methods_accuracy(submission, credit):
     """7.1.5 report: a plausible test accuracy for each of Methods I, II and III"""
-    accuracies = _reported(submission)
-    problems = []
-    for method, name in NAMES.items():
-        if method not in accuracies:
-            problems.append(f"no line starting with `{name} accuracy:` and a number (e.g. `{name} accuracy: 0.32`)")
-        elif not PLAUSIBLE[0] <= accuracies[method] <= PLAUSIBLE[1]:
-            problems.append(
-                f"`{name} accuracy` is {accuracies[method]:g}, not a plausible test accuracy of a ten-class classifier "
-                f"(expected between {PLAUSIBLE[0]} and {PLAUSIBLE[1]}: write a fraction such as 0.32 or a percentage "
-                "such as 32%)"
+    accuracies, problems = _reported(submission)
+    for method, accuracy in accuracies.items():
+        if not PLAUSIBLE[0] <= accuracy <= PLAUSIBLE[1]:
+            problems[method] = (
+                f"{display_name(SUBJECTS[method])}'s accuracy is {accuracy:g}, not a plausible test accuracy of a "
+                f"ten-class classifier (expected between {PLAUSIBLE[0]} and {PLAUSIBLE[1]}: write a fraction such "
+                "as 0.32 or a percentage such as 32%)"
             )
-    credit.award((len(NAMES) - len(problems)) / len(NAMES))
-    assert not problems, "expected in a markdown cell one line per method; " + "; ".join(problems)
+    credit.award((len(SUBJECTS) - len(problems)) / len(SUBJECTS))
+    assert not problems, (
+        "expected in a markdown cell the test accuracy of each method; "
+        + "; ".join(problems[method] for method in sorted(problems))
+        + f". Accepted forms: {ACCEPTED_FORMS}"
+    )
 
 
 @pytest.mark.points(0.5)
@@ -43,14 +58,15 @@ def test_report_gives_each_methods_accuracy(submission, credit):
 @pytest.mark.number("7.1.5.2")
 def test_report_orders_the_methods(submission, credit):
     """7.1.5 report: the reported accuracies are in the expected order, Method II > Method I > Method III"""
-    accuracies = _reported(submission)
-    missing = [NAMES[method] for method in NAMES if method not in accuracies]
-    assert not missing, f"cannot check the order of the accuracies: no number reported for {', '.join(missing)}"
+    accuracies, problems = _reported(submission)
+    assert not problems, "cannot check the order of the accuracies: " + "; ".join(
+        problems[method] for method in sorted(problems)
+    )
     first, second, third = accuracies[1], accuracies[2], accuracies[3]
-    problems = []
+    order = []
     if not second > first:
-        problems.append(f"Method II (trained with the labels) should beat Method I: {second:g} <= {first:g}")
+        order.append(f"Method II (trained with the labels) should beat Method I: {second:g} <= {first:g}")
     if not first > third:
-        problems.append(f"Method I (autoencoder features) should beat Method III (random): {first:g} <= {third:g}")
-    credit.award((2 - len(problems)) / 2)
-    assert not problems, "expected Method II > Method I > Method III; " + "; ".join(problems)
+        order.append(f"Method I (autoencoder features) should beat Method III (random): {first:g} <= {third:g}")
+    credit.award((2 - len(order)) / 2)
+    assert not order, "expected Method II > Method I > Method III; " + "; ".join(order)

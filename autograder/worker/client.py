@@ -366,6 +366,13 @@ class Worker:
         profile = str(self._profile_copy())
         env = {"PS7_PROFILE": profile, "PS7_CACHE": str(cache_root())}
         env["PS7_WORKER_MAX_RESPONSE"] = str(self.max_response_bytes)
+        # No progress bars or advisories in what the student reads: tqdm's, and transformers' "Loading weights".
+        env.update(
+            TQDM_DISABLE="1",
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+            TRANSFORMERS_VERBOSITY="error",
+            TRANSFORMERS_NO_ADVISORY_WARNINGS="1",
+        )
         argv = [_interpreter(), "-I", "-c", _BOOTSTRAP.format(root=str(REPO_ROOT))]
         try:
             self._proc = start_sandboxed(argv, self.limits, env=env, user=user, confinement=self._confinement(user))

@@ -12,7 +12,7 @@ from autograder.grading import find_submission, grade
 from autograder.grading.grade import suite_arguments
 from autograder.grading.plugin import GradingPlugin
 from autograder.ingest import ingest
-from autograder.results.gradescope import Results
+from autograder.results.gradescope import Results, from_markdown
 from autograder.results.plugin import ResultsPlugin
 from tests.results.test_schema import load_valid
 
@@ -108,7 +108,7 @@ def test_results_file_is_json_with_hidden_stdout(synthetic, tmp_path):
     grade(path, tmp_path / "r.json", suite="public", only="7.1.1.3")
     document = json.loads((tmp_path / "r.json").read_text())
     assert document["stdout_visibility"] == "hidden"
-    assert document["tests"][0]["output"].startswith("`Encoder` is not defined in your notebook")
+    assert from_markdown(document["tests"][0]["output"]).startswith("`Encoder` is not defined in your notebook")
 
 
 def test_the_worker_starts_at_collection_only_when_a_selected_test_needs_it(synthetic, tmp_path):

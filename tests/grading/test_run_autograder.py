@@ -63,3 +63,14 @@ def test_a_failing_grader_still_leaves_a_valid_file(tmp_path):
     assert done.returncode == 0
     document = load_valid(tmp_path / "results" / "results.json")
     assert document["score"] == 0 and "autograder failed" in document["output"]
+
+
+def test_an_unknown_profile_still_leaves_a_valid_file_and_exit_0(synthetic_cache, tmp_path):
+    """`grade` refuses the profile as a usage error (exit 2, nothing written); run_autograder still leaves a file."""
+    (tmp_path / "submission").mkdir()
+    shutil.copy(REPO_ROOT / REFERENCE_NOTEBOOK, tmp_path / "submission" / "ps7.ipynb")
+    done = run(tmp_path, synthetic_cache, AUTOGRADER_PROFILE="no-such-profile")
+    assert done.returncode == 0
+    assert "unknown profile 'no-such-profile'" in done.stderr
+    document = load_valid(tmp_path / "results" / "results.json")
+    assert document["score"] == 0 and "autograder failed" in document["output"]

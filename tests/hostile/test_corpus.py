@@ -88,6 +88,7 @@ import nbformat
 import pytest
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.results.gradescope import from_markdown
 from autograder.worker.confinement import unavailable_reason
 from autograder.worker.deadline import DEADLINE_ENVIRONMENT
 from tests.hostile import submissions as sub
@@ -171,8 +172,9 @@ class Graded:
 
     @property
     def feedback(self) -> str:
-        """What the student is shown: the top-level output and every test's output."""
-        return "\n".join([self.document.get("output", ""), *(test.get("output", "") for test in self.tests)])
+        """What the student is shown: the top-level output and every test's output (as text: they are Markdown)."""
+        texts = [self.document.get("output", ""), *(test.get("output", "") for test in self.tests)]
+        return "\n".join(from_markdown(text) for text in texts)
 
     @property
     def printed(self) -> str:

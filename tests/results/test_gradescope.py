@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as htmllib
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from autograder.results import (
     load_results,
     write_results,
 )
-from autograder.results.gradescope import TEST_OUTPUT_LIMIT, TOP_OUTPUT_LIMIT
+from autograder.results.gradescope import TEST_OUTPUT_LIMIT, TOP_OUTPUT_LIMIT, from_markdown, to_markdown
 from tests.results.test_schema import assert_valid, load_valid
 
 
@@ -81,7 +82,9 @@ def test_results_serialise_with_limits_and_clean_scores() -> None:
     assert results.max_score == 4.0
     assert len(document["output"]) <= TOP_OUTPUT_LIMIT
     assert document["execution_time"] == 4
-    assert document["output_format"] == document["test_output_format"] == document["test_name_format"] == "text"
+    # Markdown for the grader's words (see test_markdown_*), plain text for names
+    assert document["output_format"] == document["test_output_format"] == "md"
+    assert document["test_name_format"] == "text"
     assert document["stdout_visibility"] == "hidden"
 
 
@@ -185,3 +188,37 @@ def test_load_results_names_the_file_and_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"visibility.json: tests\[0\]: visibility must be one of"):
         load_results(bad_visibility)
 
+
+HOSTILE_TEXTS = [
+    "expected loss 3.47, observed 1.2: logits multiplied by the temperature?",
+    "no number in `method 2 accuracy: **about** [half](http://evil.example/x.png)`",
+    "# heading\n> quote\n- item\n+ item\n1. one\n2) two\n7.1.5 report\n===\n---\n***",
+    "<img src=x onerror=alert(1)> &amp; &#x3C; www.evil.example a@b.example $x^2$ | a | b |\n|---|---|",
+    "~~struck~~ _em_ __strong__ ![img](x) [ref]: http://x \\ trailing backslash\\",
+    'NotImplementedError: not yet\nTraceback (your code):\n  File "<cell 7>", line 5, in __init__\n'
+    "    raise ```NotImplementedError``` # <b>not bold</b>\nNotImplementedError",
+    "a\n\n\nb  \nc",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_markdown_round_trips_to_the_same_text(text: str) -> None:
+    assert from_markdown(to_markdown(text)) == text
+    results = Results([TestResult("t", "1", 0.0, 1.0, "failed", text)], output=text)
+    assert Results.from_dict(results.to_dict()).tests[0].output == text
+    assert Results.from_dict(results.to_dict()).output == text
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_markdown_renders_as_the_text_itself_never_as_markup(text: str) -> None:
+    """Rendered by a CommonMark renderer with GitHub's tables and strikethrough, the output holds only
+    paragraphs, line breaks and code blocks, and reads as the text (a student's string never becomes a link,
+    an image, emphasis, a heading, a list or HTML)."""
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(to_markdown(text))
+    tags = set(re.findall(r"</?([a-z0-9]+)", html))
+    assert tags <= {"p", "br", "pre", "code"}, (tags, html)
+    visible = htmllib.unescape(re.sub(r"<[^>]+>", "", html))
+    assert " ".join(visible.split()) == " ".join(text.split())

@@ -74,3 +74,11 @@ def test_the_page_is_written_atomically_and_never_through_a_planted_symbolic_lin
     assert (report.stat().st_mode & 0o777) == 0o644
     leftovers = sorted(path.name for path in tmp_path.iterdir())
     assert leftovers == ["protected.txt", "report.html", "report.html.tmp"], "no temporary file is left behind"
+
+
+def test_the_staff_notes_stay_in_the_staff_page():
+    """Warnings for the staff (an uncalibrated profile) left the students' output; the page still shows them."""
+    note = "Profile 'stl10': the accuracy thresholds were not calibrated on its grading budgets"
+    page = render_html(_results(), Figures(), title="x", profile="stl10", staff_notes=[note])
+    assert note.replace("'", "&#39;") in page and "2 definitions could not be loaded" in page
+    assert "not calibrated" not in render_html(_results(), Figures(), title="x", profile="stl10")

@@ -14,10 +14,18 @@ from typing import Any
 
 import pytest
 
+from autograder.results.gradescope import from_markdown
 from autograder.results.plugin import NOT_RUN_OUTPUT, Credit
 from tests.results.test_schema import load_valid
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def readable(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with its Markdown outputs back as the plain text the tests wrote (`output_format` "md")."""
+    assert document["output_format"] == document["test_output_format"] == "md"
+    tests = [{**test, "output": from_markdown(test["output"])} for test in document["tests"]]
+    return {**document, "output": from_markdown(document["output"]), "tests": tests}
 
 
 @dataclass
@@ -183,10 +191,8 @@ EXPECTED = [
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, dict[str, Any], Path]:
     folder = tmp_path_factory.mktemp("main")
-    run = run_suite(
-        folder, {"test_suite.py": MAIN_SUITE, "conftest.py": MAIN_CONFTEST}, "--results-max-total", "10"
-    )
-    return run, load_valid(run.results), folder
+    run = run_suite(folder, {"test_suite.py": MAIN_SUITE, "conftest.py": MAIN_CONFTEST}, "--results-max-total", "10")
+    return run, readable(load_valid(run.results)), folder
 
 
 def outputs(document: dict[str, Any]) -> dict[str, str]:
@@ -245,21 +251,27 @@ def test_huge_output_is_cut_and_cleaned(main_run: tuple[Run, dict[str, Any], Pat
 def test_results_are_written_after_every_test(main_run: tuple[Run, dict[str, Any], Path]) -> None:
     """The last test read the file while it was running: everything before it final, itself pending."""
     _, _, folder = main_run
-    snapshot = json.loads((folder / "snapshot.json").read_text())
+    snapshot = readable(json.loads((folder / "snapshot.json").read_text()))
     observed = [(t["name"], t["number"], t["score"], t["max_score"], t["status"]) for t in snapshot["tests"]]
     assert observed[:-1] == EXPECTED[:-1]
     assert snapshot["tests"][-1]["output"] == NOT_RUN_OUTPUT and snapshot["tests"][-1]["score"] == 0
-    assert "Grading incomplete: 13 of 14 tests finished" in snapshot["output"]
+    assert "Grading incomplete: 12 of 13 public tests finished" in snapshot["output"]  # one test is hidden
 
 
 def test_top_level_output_summary_warning_and_session_messages(main_run: tuple[Run, dict[str, Any], Path]) -> None:
     run, document, _ = main_run
+    """Students read the top-level output before the deadline: it counts the visible tests only; the staff's
+    warning about the points goes to stdout (Gradescope shows it to the staff only)."""
     total = sum(row[3] for row in EXPECTED)
-    passed = sum(row[4] == "passed" for row in EXPECTED)
+    public = [row for row in EXPECTED if row[1] != "7.2.2.1"]  # the hidden one
+    score, max_score = sum(row[2] for row in public), sum(row[3] for row in public)
+    passed = sum(row[4] == "passed" for row in public)
     lines = document["output"].splitlines()
-    assert lines[0] == f"Score: {document['score']:g} / {total:g} points ({passed} of {len(EXPECTED)} tests passed)."
-    assert f"the tests' points add up to {total:g}, expected 10." in lines[1]
+    assert lines[0] == f"Public tests: {score:g} / {max_score:g} points ({passed} of {len(public)} tests passed)."
+    assert lines[1] == "The other tests are graded and shown after the deadline."
     assert lines[2] == "Profile: synthetic (thresholds calibrated on this budget)."
+    assert "add up to" not in document["output"] and f"/ {total:g} points" not in document["output"]
+    assert f"the tests' points add up to {total:g}, expected 10." in run.stdout
     assert document["extra_data"] == {"profile": "synthetic"}
     assert document["stdout_visibility"] == "hidden"
     assert document["execution_time"] >= 0
@@ -287,7 +299,7 @@ def test_a_test_without_points_stops_the_run_and_leaves_a_fallback(tmp_path: Pat
     assert "test_suite.py::test_unweighted has no @pytest.mark.points" in run.stdout
     assert "test_suite.py::test_bad_visibility: @pytest.mark.visibility must be one of" in run.stdout
     assert "test_weighted" not in run.stdout
-    document = load_valid(run.results)
+    document = readable(load_valid(run.results))
     assert [test["name"] for test in document["tests"]] == [
         "7.1.1 weighted",
         "7.1.2 unweighted",
@@ -323,7 +335,7 @@ def test_results_survive_a_crash_midway(tmp_path: Path) -> None:
     '''
     run = run_suite(tmp_path, {"test_suite.py": suite})
     assert run.returncode == 1
-    document = load_valid(run.results)
+    document = readable(load_valid(run.results))
     observed = [(t["name"], t["score"], t["max_score"], t["status"]) for t in document["tests"]]
     assert observed == [
         ("first", 1.0, 1.0, "passed"),
@@ -333,7 +345,7 @@ def test_results_survive_a_crash_midway(tmp_path: Path) -> None:
     ]
     assert [t["output"] for t in document["tests"][2:]] == [NOT_RUN_OUTPUT, NOT_RUN_OUTPUT]
     assert document["score"] == 2.0
-    assert "Grading incomplete: 2 of 4 tests finished" in document["output"]
+    assert "Grading incomplete: 2 of 4 public tests finished" in document["output"]
     assert "not your fault" in document["output"]
 
 
@@ -376,7 +388,7 @@ def test_plugin_object_passed_to_pytest_main(tmp_path: Path) -> None:
     )
     assert process.returncode == 1, process.stdout + process.stderr
     assert "TOTAL 1.75 2.5" in process.stdout
-    document = load_valid(tmp_path / "results.json")
+    document = readable(load_valid(tmp_path / "results.json"))
     assert [(t["name"], t["score"], t["visibility"]) for t in document["tests"]] == [
         ("hidden", 0.75, "after_due_date"),
         ("public", 1.0, "visible"),
@@ -398,15 +410,15 @@ def test_a_suite_that_cannot_be_imported_is_reported_as_a_grader_failure(tmp_pat
     """
     run = run_suite(tmp_path, {"test_good.py": good, "test_broken.py": broken})
     assert run.returncode == 2
-    document = load_valid(run.results)
+    document = readable(load_valid(run.results))
     assert [(t["name"], t["score"], t["output"]) for t in document["tests"]] == [("good", 0.0, NOT_RUN_OUTPUT)]
     assert "could not load some of its tests" in document["output"]
-    assert "test_broken.py" in document["output"]
-    assert "1 test(s) did not run" in document["output"]
+    assert "test_broken.py" in run.stdout and "test_broken.py" not in document["output"]  # details: staff only
+    assert "1 public test(s) did not run" in document["output"]
 
     empty = run_suite(tmp_path / "empty", {})
     assert empty.returncode == 5
-    document = load_valid(empty.results)
+    document = readable(load_valid(empty.results))
     assert document["tests"] == [] and document["score"] == 0
     assert document["output"].startswith("The autograder found no tests to run.")
 
