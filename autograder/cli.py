@@ -105,8 +105,9 @@ def _run_grade(
     from autograder.results import fallback_results, format_reasons, format_summary, format_table, write_results
 
     command = "grade" if keep else "check"
-    if not submission.exists():
-        return _usage_error(command, f"{submission}: no such file or folder")
+    problem = _unreadable(submission, "file or folder")
+    if problem is not None:
+        return _usage_error(command, problem)
     if submission.is_file() and submission.suffix.lower() not in SUBMISSION_SUFFIXES:
         return _usage_error(command, f"{submission}: not a notebook (.ipynb) or Python file (.py)")
     try:
@@ -138,14 +139,27 @@ def _run_grade(
     return GRADER_ERROR if finished.grader_error is not None else 0
 
 
-def _refused(command: str, unsafe_same_user: bool) -> bool:
+def _refused(command: str, unsafe_same_user: bool, prefix: str = "") -> bool:
     """Print why `command` may not run as the grader's own user, unless the user accepted that risk."""
     from autograder.worker.isolation import same_user_refusal
 
     reason = None if unsafe_same_user else same_user_refusal(command)
     if reason is not None:
-        print(reason, file=sys.stderr)
+        print(prefix + reason, file=sys.stderr)
     return reason is not None
+
+
+def _unreadable(path: Path, what: str) -> str | None:
+    """Why `path` cannot be used as `what` ("file or folder", "folder"), or None."""
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as error:  # e.g. a folder above it that this user may not enter
+        return f"{path}: {error.strerror}"
+    if not exists:
+        return f"{path}: no such {what}"
+    if what == "folder" and not is_dir:
+        return f"{path}: not a folder"
+    return None
 
 
 def _grade(args: argparse.Namespace) -> int:
@@ -188,8 +202,11 @@ def _batch(args: argparse.Namespace) -> int:
     from autograder.delivery.batch import BatchError, Options, batch_command
     from autograder.profiles.profile import ProfileError, load_profile
 
-    if not args.folder.is_dir():
-        return _usage_error("batch", f"{args.folder}: no such folder")
+    if _refused("batch", args.unsafe_same_user, prefix="batch failed: "):
+        return USAGE_ERROR
+    problem = _unreadable(args.folder, "folder")
+    if problem is not None:
+        return _usage_error("batch", problem)
     try:
         load_profile(args.profile)
     except ProfileError as error:
