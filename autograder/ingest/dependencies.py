@@ -248,10 +248,14 @@ class _Unit:
         return f"cell {self.cell}, line {self.lineno}"
 
 
+def _short(source: str) -> str | None:
+    text = source.strip()
+    return text if "\n" not in text and len(text) <= 60 else None
+
+
 def _label(statement: Statement) -> str:
     """The statement itself when it is one short line, else extract's few words ("try block")."""
-    text = statement.source.strip()
-    return text if "\n" not in text and len(text) <= 60 else statement.label
+    return _short(statement.source) or statement.label
 
 
 def _units(submission: Submission) -> list[_Unit]:
@@ -382,7 +386,11 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
                         "provided version"
                     )
             elif unit.index not in superseded:
-                parts.append(Part(unit.name, unit.source, unit.cell, unit.lineno, (unit.name,)))
+                shown = _short(unit.source) or f"{unit.name} = ..."
+                label = f"the definition in {unit.place}"
+                if definition.kind == "constant":
+                    label = f"{unit.place} (`{shown}`)"
+                parts.append(Part(unit.name, unit.source, unit.cell, unit.lineno, (unit.name,), label))
         elif unit.kind == "statement" and unit.index in kept:
             binds = tuple(sorted(unit.names.binds - facts.supplied))
             parts.append(Part(unit.name, unit.source, unit.cell, unit.lineno, binds, f"{unit.place} (`{unit.label}`)"))
