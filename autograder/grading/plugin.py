@@ -137,6 +137,9 @@ class GradingPlugin:
             if worker.load_errors:
                 lines.append("These definitions could not be loaded, so their tests fail:")
                 lines.extend(f"- `{name}`: {text.splitlines()[0]}" for name, text in worker.load_errors.items())
+            if worker.plan.diagnostics:
+                lines.append("What the grader ran of your notebook's other top-level statements, and what it left out:")
+                lines.extend(f"- {text}" for text in worker.plan.diagnostics[:_OUTPUT_LINES])
             for where, statement, error in worker.import_errors[:_OUTPUT_LINES]:
                 lines.append(f"- {where}: `{statement}` failed in the grader ({error}); it was skipped")
             lines.extend(f"- {note}" for note in worker.notes if note.startswith("cell "))

@@ -228,7 +228,8 @@ class LoadPlan:
     imports: str  # the guarded imports module (`Submission.module_source(set())`)
     parts: list[Part]
     not_run: dict[str, str] = field(default_factory=dict)  # name -> why no statement binding it runs
-    notes: list[str] = field(default_factory=list)  # for the student: what was graded, run, left out
+    notes: list[str] = field(default_factory=list)  # changes to the provided code, which the grader ignores
+    diagnostics: list[str] = field(default_factory=list)  # which definition was graded, what was run, left out
 
 
 @dataclass
@@ -341,6 +342,7 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
     _mark_state(units, facts, _training_functions(units, facts))
     provided = facts.provided
     notes: list[str] = []
+    diagnostics: list[str] = []
     superseded = {
         unit.index
         for unit in units
@@ -395,14 +397,14 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
             binds = tuple(sorted(unit.names.binds - facts.supplied))
             parts.append(Part(unit.name, unit.source, unit.cell, unit.lineno, binds, f"{unit.place} (`{unit.label}`)"))
             root, name = runs_for[unit.index]
-            notes.append(f"{unit.place}: `{unit.label}` was run by the grader, because `{root}` uses `{name}`")
+            diagnostics.append(f"{unit.place}: `{unit.label}` was run by the grader, because `{root}` uses `{name}`")
     for root in sorted(facts.graded):
         places = submission.redefinitions.get(root)
         if places:
             where = ", ".join(f"cell {cell}, line {line}" for cell, line in places)
-            notes.append(f"`{root}` is defined {len(places)} times ({where}): the grader graded the last one")
-        notes.extend(f"`{root}` uses `{name}`, {reasons[name]}" for name in uses.get(root, []))
-    return LoadPlan(submission.module_source(set()), parts, not_run, notes)
+            diagnostics.append(f"`{root}` is defined {len(places)} times ({where}): the grader graded the last one")
+        diagnostics.extend(f"`{root}` uses `{name}`, {reasons[name]}" for name in uses.get(root, []))
+    return LoadPlan(submission.module_source(set()), parts, not_run, notes, diagnostics)
 
 
 def _same_code(source: str, dump: str | None) -> bool:
