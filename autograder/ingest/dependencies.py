@@ -402,7 +402,10 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
         places = submission.redefinitions.get(root)
         if places:
             where = ", ".join(f"cell {cell}, line {line}" for cell, line in places)
-            diagnostics.append(f"`{root}` is defined {len(places)} times ({where}): the grader graded the last one")
+            cell = places[-1][0]
+            diagnostics.append(
+                f"`{root}` is defined {len(places)} times ({where}): the grader graded the last one, in cell {cell}"
+            )
         diagnostics.extend(f"`{root}` uses `{name}`, {reasons[name]}" for name in uses.get(root, []))
     return LoadPlan(submission.module_source(set()), parts, not_run, notes, diagnostics)
 

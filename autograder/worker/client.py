@@ -4,7 +4,8 @@
 times out, kills the worker, or answers with something unreadable fails with a clear message, and the
 next call starts a fresh worker. What is loaded comes from `autograder.ingest.dependencies.load_plan`: the
 provided code, then each student part (the imports, every definition, the statements graded definitions
-need) in a request of its own, so the client knows from its own records which part was in flight. A part
+need) in a request of its own, sent once the previous one is answered, so the client knows from its own
+records which part was in flight. A part
 that kills or hangs the worker while loading is left out of the next worker's load (recorded as that part's
 load error, and the names it binds as unavailable), so it costs only what depends on it.
 """
@@ -110,7 +111,6 @@ class Worker:
         self._user_ready = False
         self._proc: SandboxProcess | None = None
         self._pending_load: int | None = None  # the id of a load request sent and not yet answered
-        self._pending_parts: list[tuple[int, dict[str, Any]]] = []  # the part requests sent after it, in order
         self._load_deadline = 0.0
         self._buffer = bytearray()
         self._next_id = 0
@@ -257,8 +257,6 @@ class Worker:
                 "unavailable": self._unavailable,
             }
         )
-        parts = [part for part in self._parts if part["name"] not in self._crashed]
-        self._pending_parts = [(self._send({"op": "define", **part}), part) for part in parts]
         self._load_deadline = time.monotonic() + self.load_timeout
 
     def _finish_load(self) -> bool:
@@ -271,7 +269,7 @@ class Worker:
             message = self._receive(request_id, self._load_deadline)
             observation = observation_from_response(message, self.max_response_bytes)
             if observation.ok:
-                loaded, errors, import_errors = self._receive_parts(current)
+                loaded, errors, import_errors = self._load_parts(current)
         except (TimeoutError, EOFError, ProtocolError) as error:
             reason = (
                 f"loading took longer than {self.load_timeout:g} s"
@@ -301,16 +299,18 @@ class Worker:
             self.stdout_log.append(f"[load] {observation.stdout}")
         return True
 
-    def _receive_parts(self, current: list[dict[str, Any] | None]) -> tuple[list[str], dict[str, str], list[Any]]:
-        """The answers to the part requests, in the order they were sent; `current` holds the one awaited.
-        Each part gets the worker's own time budget plus a grace period, counted from when we wait for it."""
+    def _load_parts(self, current: list[dict[str, Any] | None]) -> tuple[list[str], dict[str, str], list[Any]]:
+        """Send the parts one request at a time, each once the previous one is answered, so that `current`
+        holds the part in flight; each gets the worker's own time budget plus a grace period."""
         loaded: list[str] = []
         errors: dict[str, str] = {}
         import_errors: list[Any] = []
-        pending, self._pending_parts = self._pending_parts, []
-        for request_id, part in pending:
+        for part in self._parts:
+            if part["name"] in self._crashed:
+                continue
             current[0] = part
             deadline = min(self._load_deadline, time.monotonic() + self.definition_timeout + _PART_GRACE_SECONDS)
+            request_id = self._send({"op": "define", **part})
             answer = observation_from_response(self._receive(request_id, deadline), self.max_response_bytes)
             if not answer.ok:
                 raise ProtocolError(answer.message)
@@ -346,7 +346,6 @@ class Worker:
             self._proc.close()
             self._proc = None
         self._pending_load = None
-        self._pending_parts = []
         self._buffer.clear()
 
     # ------------------------------------------------------------------ messages

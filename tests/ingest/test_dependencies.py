@@ -122,7 +122,7 @@ def test_the_last_binding_wins_and_the_graded_definition_is_named_when_redefined
     assert [part.name for part in plan.parts] == ["Encoder", "counter"]  # the old helper is not loaded
     assert plan.parts[0].cell == 5
     assert "`helper` is bound in cell 4, line 1" in plan.not_run["helper"]
-    graded = "`Encoder` is defined 2 times (cell 2, line 1, cell 5, line 1): the grader graded the last one"
+    graded = "`Encoder` is defined 2 times (cell 2, line 1, cell 5, line 1): the grader graded the last one, in cell 5"
     assert graded in plan.diagnostics
 
 
