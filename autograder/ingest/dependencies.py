@@ -259,10 +259,17 @@ def _label(statement: Statement) -> str:
     return _short(statement.source) or statement.label
 
 
-def _units(submission: Submission) -> list[_Unit]:
+def _units(submission: Submission, supplied: frozenset[str]) -> tuple[list[_Unit], list[str]]:
+    """The imports, definitions and statements in notebook order, with their names; and the definitions of
+    names the provided code supplies (never loaded, so not analysed: a student copy of the provided cells
+    would otherwise cost most of the analysis)."""
     raw: list[tuple[str, str, int, int, str, str]] = []
     raw += [("import", s.source, s.cell, s.lineno, s.source, s.source) for s in submission.imports]
-    raw += [("definition", d.name, d.cell, d.lineno, d.source, d.name) for d in submission.definitions.values()]
+    raw += [
+        ("definition", d.name, d.cell, d.lineno, d.source, d.name)
+        for d in submission.definitions.values()
+        if d.name not in supplied
+    ]
     raw += [("statement", f"cell {s.cell}, line {s.lineno}", s.cell, s.lineno, s.source, _label(s))
             for s in submission.statements]
     raw.sort(key=lambda item: (item[2], item[3]))  # stable: an import before a statement on its line
@@ -273,7 +280,7 @@ def _units(submission: Submission) -> list[_Unit]:
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         units.append(_Unit(len(units), kind, name, cell, lineno, source, label, names))
-    return units
+    return units, [name for name in submission.definitions if name in supplied]
 
 
 def _training_functions(units: list[_Unit], facts: AssignmentFacts) -> set[str]:
@@ -338,7 +345,7 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
     """The parts to load (student definitions, and the statements graded definitions need), in cell order,
     and the names left out on purpose with the reason."""
     facts = facts or assignment_facts()
-    units = _units(submission)
+    units, provided_copies = _units(submission, facts.supplied)
     _mark_state(units, facts, _training_functions(units, facts))
     provided = facts.provided
     notes: list[str] = []
@@ -377,17 +384,17 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
                     runs_for.setdefault(unit.index, (root, name))
                 pending.extend((read, unit.index) for read in unit.names.now)
                 pending.extend((read, _END) for read in unit.names.later)
+    for name in provided_copies:
+        definition = submission.definitions[name]
+        if definition.kind != "constant" and not _same_code(definition.source, provided.get(name)):
+            notes.append(
+                f"cell {definition.cell}: you changed the provided `{name}`; the grader uses the provided version"
+            )
     parts: list[Part] = []
     for unit in units:
         if unit.kind == "definition":
             definition = submission.definitions[unit.name]
-            if unit.name in provided:
-                if definition.kind != "constant" and not _same_code(definition.source, provided[unit.name]):
-                    notes.append(
-                        f"cell {definition.cell}: you changed the provided `{unit.name}`; the grader uses the "
-                        "provided version"
-                    )
-            elif unit.index not in superseded:
+            if unit.index not in superseded:
                 shown = _short(unit.source) or f"{unit.name} = ..."
                 label = f"the definition in {unit.place}"
                 if definition.kind == "constant":
