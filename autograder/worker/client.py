@@ -5,9 +5,9 @@ times out, kills the worker, or answers with something unreadable fails with a c
 next call starts a fresh worker. What is loaded comes from `autograder.ingest.dependencies.load_plan`: the
 provided code, then each student part (the imports, every definition, the statements graded definitions
 need) in a request of its own, sent once the previous one is answered, so the client knows from its own
-records which part was in flight. A part
-that kills or hangs the worker while loading is left out of the next worker's load (recorded as that part's
-load error, and the names it binds as unavailable), so it costs only what depends on it.
+records which part was in flight. A part that kills or hangs the worker while loading is left out of the
+next worker's load (recorded as that part's load error, and the names it binds as unavailable), so it
+costs only what depends on it.
 """
 
 from __future__ import annotations
