@@ -357,8 +357,7 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
         and any(u.kind == "statement" and unit.name in u.names.fresh for u in units[unit.index + 1 :])
     }
     kept: set[int] = set()
-    not_run: dict[str, str] = {}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, str] = {}  # names left out -> why
     uses: dict[str, list[str]] = {}  # graded name -> not-run names it needs
     runs_for: dict[int, tuple[str, str]] = {}  # kept statement -> (graded name, name it binds for it)
     for root in sorted(facts.graded):
@@ -371,7 +370,6 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
             chain = _binders(units, name, before)
             blocked = next((u for u in chain if u.state is not None and name in u.names.binds), None)
             if blocked is not None:
-                not_run.setdefault(name, f"`{name}` is {_why_not_run(blocked)}")
                 reasons.setdefault(name, _why_not_run(blocked))
                 if name not in uses.setdefault(root, []):
                     uses[root].append(name)
@@ -414,6 +412,7 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
                 f"`{root}` is defined {len(places)} times ({where}): the grader graded the last one, in cell {cell}"
             )
         diagnostics.extend(f"`{root}` uses `{name}`, {reasons[name]}" for name in uses.get(root, []))
+    not_run = {name: f"`{name}` is {why}" for name, why in reasons.items()}
     return LoadPlan(submission.module_source(set()), parts, not_run, notes, diagnostics)
 
 
