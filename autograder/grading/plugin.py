@@ -225,8 +225,14 @@ class GradingPlugin:
         worker = self.worker_instance
         if worker is not None:
             if worker.load_errors:
-                lines.append("These definitions could not be loaded, so their tests fail:")
-                lines.extend(f"- `{name}`: {text.splitlines()[0]}" for name, text in worker.load_errors.items())
+                lines.append("These parts of your notebook could not be loaded, so the tests that use them fail:")
+                lines.extend(
+                    f"- {name if name.startswith('cell ') else f'`{name}`'}: {text.splitlines()[0]}"
+                    for name, text in worker.load_errors.items()
+                )
+            if worker.plan.diagnostics:
+                lines.append("What the grader ran of your notebook's other top-level statements, and what it left out:")
+                lines.extend(f"- {text}" for text in worker.plan.diagnostics[:_OUTPUT_LINES])
             for where, statement, error in worker.import_errors[:_OUTPUT_LINES]:
                 lines.append(f"- {where}: `{statement}` failed in the grader ({error}); it was skipped")
             lines.extend(f"- {note}" for note in worker.notes if note.startswith("cell "))

@@ -1,8 +1,9 @@
-"""Pick, from preprocessed cells, the statements the grader may run: imports, definitions, constants.
+"""Split preprocessed cells into what the grader may run: imports, definitions, constants, other statements.
 
 Each cell is parsed on its own, as a notebook runs it, so a syntax error costs that cell only.
-Everything else at top level (training calls, plotting, loops, I/O) is dropped and summarised in a
-diagnostic, because grading never re-runs the notebook: it calls the student's definitions itself.
+Grading never re-runs the notebook: it calls the student's definitions itself. Every other top-level
+statement (assignments, training calls, plotting, loops, I/O) is kept as a `Statement` and summarised
+in a diagnostic; `autograder.ingest.dependencies` picks the few a graded definition needs.
 Nothing here executes student code; `compile` is used only to find errors that `ast.parse` accepts
 (`break` outside a loop, duplicate arguments) so that one bad definition cannot break the others.
 """
@@ -57,6 +58,17 @@ class ImportStmt:
 
 
 @dataclass(frozen=True)
+class Statement:
+    """Any other top-level statement (`device = ...`, `with ...:`, a training call), as written; it compiles
+    on its own and starts at line `lineno` of code cell `cell`. `label` names it for the student."""
+
+    source: str
+    cell: int
+    lineno: int
+    label: str
+
+
+@dataclass(frozen=True)
 class Submission:
     """The gradable content of a submission: plain text, never executed in the trusted process."""
 
@@ -67,6 +79,9 @@ class Submission:
     origin: str = ""
     file_lines: list[int | None] = field(default_factory=list)
     text_cells: list[str] = field(default_factory=list)  # markdown: where the report answers are
+    statements: list[Statement] = field(default_factory=list)
+    # (cell, line) of every definition of a name defined more than once, in cell order; the last one counts
+    redefinitions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
     def module_source(self, names: set[str] | None = None, *, guard_imports: bool = True) -> str:
         """Render the imports and the chosen definitions (all when `names` is None) as one module.
@@ -105,22 +120,6 @@ class Submission:
         ordered = sorted(chosen, key=lambda d: (d.kind != "constant", d.cell, d.lineno))
         parts.extend(f"# cell {d.cell}, line {d.lineno}\n{d.source}" for d in ordered)
         return "\n".join(parts) + "\n"
-
-    def closure(self, names: set[str], exclude: frozenset[str] | set[str] = frozenset()) -> set[str]:
-        """`names` plus every submission definition they refer to, transitively, stopping at `exclude`
-        (e.g. the components the grader supplies from the reference)."""
-        result: set[str] = set()
-        pending = [name for name in names if name in self.definitions]
-        while pending:
-            name = pending.pop()
-            if name in result:
-                continue
-            result.add(name)
-            tree = ast.parse(self.definitions[name].source)
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Name) and node.id in self.definitions and node.id not in exclude:
-                    pending.append(node.id)
-        return result
 
 
 def parse_cell(source: str, limits: Limits = Limits()) -> ast.Module:
@@ -299,7 +298,8 @@ def extract(
     steps: Sequence[Step] = DEFAULT_STEPS,
     origin: str = "submission",
 ) -> Submission:
-    """Preprocess and parse every code cell; keep imports, top-level definitions and literal constants."""
+    """Preprocess and parse every code cell into imports, top-level definitions, literal constants and the
+    other top-level statements (which run only when a graded definition needs them)."""
     cells = [cell if isinstance(cell, SourceCell) else SourceCell(cell) for cell in cells]
     text_cells = [cell.source for cell in cells if cell.kind == "text"]
     cells = [cell for cell in cells if cell.kind == "code"]
@@ -313,6 +313,8 @@ def extract(
     sources, removed = preprocess_cells([cell.source for cell in cells], steps)
     definitions: dict[str, Definition] = {}
     imports: list[ImportStmt] = []
+    statements: list[Statement] = []
+    sites: dict[str, list[tuple[int, int]]] = {}
     diagnostics: list[str] = []
     for number, (cell, source, notes) in enumerate(zip(cells, sources, removed, strict=True), start=1):
         dropped = list(notes)  # (line, label) pairs
@@ -342,7 +344,11 @@ def extract(
                 text = _segment(lines, start, stmt.col_offset, stmt.end_lineno, stmt.end_col_offset)
             else:
                 if not _is_noise(stmt):
-                    dropped.append((stmt.lineno, _describe(stmt)))
+                    label = _describe(stmt)
+                    dropped.append((stmt.lineno, label))
+                    if _compile_error(stmt, number) is None:
+                        text = _segment(lines, stmt.lineno, stmt.col_offset, stmt.end_lineno, stmt.end_col_offset)
+                        statements.append(Statement(text, number, stmt.lineno, label))
                 continue
             error = _compile_error(stmt, number)
             if error is not None:
@@ -350,6 +356,7 @@ def extract(
                 continue
             definitions.pop(name, None)  # a redefinition moves the name to its new place in cell order
             definitions[name] = Definition(name, kind, text, number, start)
+            sites.setdefault(name, []).append((number, start))
         if dropped:
             dropped.sort(key=lambda item: item[0])
             shown = ", ".join(label for _, label in dropped[:_LABELS_SHOWN])
@@ -364,6 +371,8 @@ def extract(
         origin=origin,
         file_lines=[cell.file_line for cell in cells],
         text_cells=text_cells,
+        statements=statements,
+        redefinitions={name: places for name, places in sites.items() if len(places) > 1},
     )
 
 

@@ -2,13 +2,16 @@
 
 `Worker(submission).call("encoder_structure")` returns an `Observation`. A call that
 times out, kills the worker, or answers with something unreadable fails with a clear message, and the
-next call starts a fresh worker. A student definition that kills or hangs the worker while loading is
-left out of the next worker's load (recorded as that name's load error), so it costs only its names.
+next call starts a fresh worker. What is loaded comes from `autograder.ingest.dependencies.load_plan`: the
+provided code, then each student part (the imports, every definition, the statements graded definitions
+need) in a request of its own, sent once the previous one is answered, so the client knows from its own
+records which part was in flight. A part that kills or hangs the worker while loading is left out of the
+next worker's load (recorded as that part's load error, and the names it binds as unavailable), so it
+costs only what depends on it.
 """
 
 from __future__ import annotations
 
-import ast
 import os
 import selectors
 import shutil
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.assignment.source import PACKAGE_ROOT, provided_code
+from autograder.ingest.dependencies import LoadPlan, load_plan
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import cache_root, load_profile, worker_copy
 from autograder.worker.access import (
@@ -56,6 +60,8 @@ DEFAULT_LIMITS = Limits(wall_seconds=3600.0, cpu_seconds=3600)
 _BOOTSTRAP = "import sys; sys.path.insert(0, {root!r}); from autograder.worker.server import main; main()"
 _READ_CHUNK = 1024**2
 _MAX_LOAD_ATTEMPTS = 8
+_PART_GRACE_SECONDS = 10.0  # beyond the worker's own timer, before the client gives up on a part
+IMPORTS_PART = "(imports)"
 
 
 class WorkerError(RuntimeError):
@@ -64,61 +70,7 @@ class WorkerError(RuntimeError):
 
 class DeadlineReached(WorkerError):
     """The grade-wide deadline passed while waiting for the worker (not a timeout of one call or definition:
-    nothing is blamed on the name the worker last reported)."""
-
-
-def provided_definitions() -> dict[str, str | None]:
-    """Names the provided cells define at top level (also inside `if` blocks), each with the `ast.dump` of
-    its definition (None for assignments). A student may not replace them: the grader runs the canonical
-    provided code whatever the notebook did to its copy."""
-    names: dict[str, str | None] = {}
-    pending = list(ast.parse(provided_code()).body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names[node.name] = ast.dump(node)
-        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                names.update((n.id, None) for n in ast.walk(target) if isinstance(n, ast.Name))
-        elif isinstance(node, ast.If | ast.Try | ast.With):
-            for field in ("body", "orelse", "finalbody", "handlers"):
-                pending.extend(getattr(node, field, []))
-        elif isinstance(node, ast.ExceptHandler):
-            pending.extend(node.body)
-    return names
-
-
-def _same_code(source: str, dump: str | None) -> bool:
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
-        return False
-    return dump is not None and len(body) == 1 and ast.dump(body[0]) == dump
-
-
-def student_parts(submission: Submission) -> tuple[str, list[dict[str, Any]], list[str]]:
-    """(imports source, definitions to load in cell order, notes about changed provided code left out)."""
-    provided = provided_definitions()
-    notes = []
-    parts = []
-    for definition in sorted(submission.definitions.values(), key=lambda d: (d.cell, d.lineno)):
-        if definition.name in provided:
-            if definition.kind != "constant" and not _same_code(definition.source, provided[definition.name]):
-                notes.append(
-                    f"cell {definition.cell}: you changed the provided `{definition.name}`; the grader uses the "
-                    "provided version"
-                )
-            continue
-        parts.append(
-            {
-                "name": definition.name,
-                "source": definition.source,
-                "filename": f"<cell {definition.cell}>",
-                "lineno": definition.lineno,
-            }
-        )
-    return submission.module_source(set()), parts, notes
+    nothing is blamed on the part that was loading)."""
 
 
 def _library_paths() -> list[Path]:
@@ -171,10 +123,11 @@ class Worker:
         self.load_timeout = load_timeout
         self.definition_timeout = definition_timeout
         self.max_response_bytes = max_response_bytes
-        if submission is not None:
-            self._imports, self._parts, self.notes = student_parts(submission)
-        else:
-            self._imports, self._parts, self.notes = "", [], []
+        self.plan = load_plan(submission) if submission is not None else LoadPlan("", [])
+        imports = {"name": IMPORTS_PART, "source": self.plan.imports, "filename": "<cell imports>", "lineno": 1}
+        self._parts = [{**imports, "binds": [], "label": "your imports"}] if self.plan.imports else []
+        self._parts += [part.request() for part in self.plan.parts]
+        self.notes = list(self.plan.notes)
         self._user_choice = user
         self.private_paths = list(private_paths or [])
         self._confine = confine
@@ -189,6 +142,7 @@ class Worker:
         self._buffer = bytearray()
         self._next_id = 0
         self._crashed: dict[str, str] = {}
+        self._unavailable: dict[str, str] = dict(self.plan.not_run)  # names no loaded part binds -> why
         self._start_error: str | None = None
         self.load_errors: dict[str, str] = {}
         self.import_errors: list[list[str]] = []
@@ -380,29 +334,29 @@ class Worker:
             raise WorkerError(f"cannot start {argv[0]}: {error}") from error
         self.starts += 1
         self._buffer.clear()
-        parts = [part for part in self._parts if part["name"] not in self._crashed]
         self._pending_load = self._send(
             {
                 "op": "load",
                 "profile": profile,
                 "provided": provided_code(),
-                "imports": self._imports,
-                "definitions": parts,
                 "definition_timeout": self.definition_timeout,
                 "known_errors": self._crashed,
+                "unavailable": self._unavailable,
             }
         )
         self._load_deadline = time.monotonic() + self.load_timeout
 
     def _finish_load(self) -> bool:
-        """Wait for the launched worker's load; False when a student definition killed or hung it (it is then
+        """Wait for the launched worker's load; False when a student part killed or hung it (it is then
         excluded from the next attempt)."""
         request_id, self._pending_load = self._pending_load, None
         assert request_id is not None
-        current: list[str | None] = [None]
+        current: list[dict[str, Any] | None] = [None]  # the part in flight, from our own records
         try:
-            message = self._receive(request_id, self._load_deadline, current)
+            message = self._receive(request_id, self._load_deadline)
             observation = observation_from_response(message, self.max_response_bytes)
+            if observation.ok:
+                loaded, errors, import_errors = self._load_parts(current)
         except (TimeoutError, EOFError, ProtocolError) as error:
             reason = (
                 f"loading took longer than {self.load_timeout:g} s"
@@ -413,23 +367,52 @@ class Worker:
             )
             self._discard()
             culprit = current[0]
-            if culprit is None or culprit in self._crashed:
+            if culprit is None or culprit["name"] in self._crashed:
                 raise WorkerError(f"the worker failed while loading the provided code: {reason}") from None
-            self._crashed[culprit] = f"loading it stopped the process running your code ({reason})"
+            self._crashed[culprit["name"]] = f"loading it stopped the process running your code ({reason})"
+            for name in culprit["binds"]:
+                self._unavailable.setdefault(
+                    name, f"`{name}` is bound by {culprit['label']}, which stopped the process running your code "
+                    f"when the grader ran it ({reason})"
+                )
             return False
         if not observation.ok:
             self._discard()
             raise WorkerError(observation.message)
-        try:
-            report = load_report(observation.data)
-        except ProtocolError as error:
-            self._discard()
-            raise WorkerError(f"the worker's load report was refused: {error}") from None
-        self.loaded, self.import_errors = report.loaded, report.import_errors
-        self.load_errors = {**report.errors, **self._crashed}
+        self.loaded = loaded
+        self.load_errors = {**errors, **self._crashed}
+        self.import_errors = import_errors
         if observation.stdout:
             self.stdout_log.append(f"[load] {observation.stdout}")
         return True
+
+    def _load_parts(self, current: list[dict[str, Any] | None]) -> tuple[list[str], dict[str, str], list[Any]]:
+        """Send the parts one request at a time, each once the previous one is answered, so that `current`
+        holds the part in flight; each gets the worker's own time budget plus a grace period."""
+        loaded: list[str] = []
+        errors: dict[str, str] = {}
+        import_errors: list[Any] = []
+        for part in self._parts:
+            if part["name"] in self._crashed:
+                continue
+            current[0] = part
+            deadline = min(self._load_deadline, time.monotonic() + self.definition_timeout + _PART_GRACE_SECONDS)
+            request_id = self._send({"op": "define", **part})
+            answer = observation_from_response(self._receive(request_id, deadline), self.max_response_bytes)
+            if not answer.ok:
+                raise ProtocolError(answer.message)
+            if answer.stdout:
+                self.stdout_log.append(f"[load {part['label']}] {answer.stdout}")
+            error = answer.data.get("error")
+            # Every field checked: a malformed answer is refused, and counts as this part's failure.
+            failed = {part["name"]: error} if error else {}
+            report = load_report({"errors": failed, "import_errors": answer.data.get("import_errors", [])})
+            errors.update(report.errors)
+            if not error and part["name"] != IMPORTS_PART:
+                loaded.append(part["name"])
+            import_errors.extend(report.import_errors)
+        current[0] = None
+        return loaded, errors, import_errors
 
     def _death(self) -> str:
         """Why the worker ended, after making sure it has (its pipe closed), then forget it."""
@@ -465,19 +448,13 @@ class Worker:
             pass  # the worker died; reading its answer reports how
         return self._next_id
 
-    def _receive(self, request_id: int, deadline: float, current: list[str | None] | None = None) -> dict[str, Any]:
-        """The response to `request_id`, recording load progress in `current`. Raises TimeoutError at
-        `deadline`, DeadlineReached at the grade's deadline when that comes first, EOFError (the worker closed
-        its end) or ProtocolError."""
-        while True:
-            message = decode_message(self._read_line(deadline), self.max_response_bytes)
-            if message.get("id") != request_id:
-                raise ProtocolError(f"response for request {message.get('id')!r}, expected {request_id}")
-            if "progress" in message:
-                if current is not None:
-                    current[0] = str(message["progress"])
-                continue
-            return message
+    def _receive(self, request_id: int, deadline: float) -> dict[str, Any]:
+        """The response to `request_id`. Raises TimeoutError at `deadline`, DeadlineReached at the grade's
+        deadline when that comes first, EOFError (the worker closed its end) or ProtocolError."""
+        message = decode_message(self._read_line(deadline), self.max_response_bytes)
+        if message.get("id") != request_id:
+            raise ProtocolError(f"response for request {message.get('id')!r}, expected {request_id}")
+        return message
 
     def _read_line(self, deadline: float) -> bytes:
         assert self._proc is not None

@@ -7,14 +7,16 @@ in-memory capture whose text is returned with each response: nothing student cod
 the protocol.
 
 Requests (one JSON object per line, each with an integer "id"):
-- {"op": "load", "profile": P, "provided": SRC, "imports": SRC, "definitions": [{"name", "source",
-   "filename", "lineno"}], "definition_timeout": S, "known_errors": {name: why}}: builds the student
-   namespace: the canonical provided code (sent by the grader: this process never reads the assignment
-   source, which holds the solutions), then the student's imports, then each definition on its own, each
-   under a timer. Before running each part it sends {"id", "progress": name},
-   so that when a part kills the worker the client knows which one did (it then restarts the worker
-   without that definition, and passes why in "known_errors"). The response's data: loaded names,
-   per-name errors, failed imports.
+- {"op": "load", "profile": P, "provided": SRC, "definition_timeout": S, "known_errors": {name: why},
+   "unavailable": {name: why}}: builds the student namespace from the canonical provided code (sent by the
+   grader: this process never reads the assignment source, which holds the solutions). "known_errors" are
+   the parts left out because they stopped an earlier worker; "unavailable" the names no loaded part binds,
+   with the reason, which explains a NameError a probe then meets.
+- {"op": "define", "name": N, "source": SRC, "filename": F, "lineno": L, "binds": [names], "label": TEXT}:
+   runs one student part (the imports, a definition, a top-level statement) in that namespace under a timer
+   of "definition_timeout" seconds. The grader sends one request per part, so that when a part kills the
+   worker it knows from its own records which one did. The response's data: "error" (None when it loaded)
+   and the failed guarded imports.
 - {"op": "call", "probe": NAME, "args": {...}}: runs a probe from `autograder.worker.probes`.
 - {"op": "ping"}: answers {"ok": true}.
 """
@@ -30,7 +32,6 @@ import traceback
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from typing import Any, BinaryIO
 
 import torch
@@ -48,7 +49,6 @@ from autograder.worker.protocol import (
 
 MAX_REQUEST_BYTES = 16 * 1024**2
 CAPTURE_CHARS = 64 * 1024
-IMPORTS = "(imports)"
 STUDENT_FILE_PREFIX = "<cell"
 
 
@@ -130,16 +130,17 @@ def _new_namespace(name: str) -> dict[str, Any]:
 
 
 class WorkerState:
-    """The student's namespace and what went wrong while loading it."""
+    """The student's namespace, what went wrong while loading it, and the names deliberately left unbound."""
 
     def __init__(self) -> None:
         self.namespace: dict[str, Any] | None = None
         self.load_errors: dict[str, str] = {}
+        self.unavailable: dict[str, str] = {}
+        self.definition_timeout = 20.0
 
-    def load(self, request: dict[str, Any], progress: Callable[[str], None]) -> dict[str, Any]:
+    def load(self, request: dict[str, Any]) -> dict[str, Any]:
         profile = str(request.get("profile", "synthetic"))
         os.environ["PS7_PROFILE"] = profile
-        started = time.monotonic()
         student = _new_namespace("ps7_student")
         try:
             exec(compile(str(request.get("provided", "")), "<ps7 provided>", "exec"), student)
@@ -147,34 +148,38 @@ class WorkerState:
             return {"ok": False, "error": f"the provided code failed to load: {describe_error(error)}"}
         self.namespace = student
         self.load_errors = {str(name): str(text) for name, text in dict(request.get("known_errors", {})).items()}
-        limit = float(request.get("definition_timeout", 20.0))
-        parts = [{"name": IMPORTS, "source": request.get("imports", ""), "filename": "<cell imports>", "lineno": 1}]
-        parts += list(request.get("definitions", []))
-        loaded = []
-        for part in parts:
-            name = str(part["name"])
-            progress(name)
-            source = "\n" * (int(part.get("lineno", 1)) - 1) + str(part["source"])
-            try:
-                with _timer(limit):
-                    exec(compile(source, str(part.get("filename", "<cell>")), "exec"), student)
-            except _LoadTimeout:
-                self.load_errors[name] = f"loading it took longer than {limit:g} s (is there a loop at top level?)"
-            except BaseException as error:  # noqa: B036 - SystemExit from student code costs this name only
-                self.load_errors[name] = f"{describe_error(error)}\n{student_traceback(error)}".strip()
-            else:
-                if name != IMPORTS:
-                    loaded.append(name)
+        self.unavailable = {str(name): str(text) for name, text in dict(request.get("unavailable", {})).items()}
+        self.definition_timeout = float(request.get("definition_timeout", 20.0))
+        return {"ok": True, "data": {}}
+
+    def define(self, part: dict[str, Any]) -> dict[str, Any]:
+        """Run one student part; its failure is recorded against its name and the names it should bind."""
+        student = self.namespace
+        if student is None:
+            return {"ok": False, "error": "internal grader error: define before load"}
+        name = str(part.get("name"))
+        limit = self.definition_timeout
+        source = "\n" * (int(part.get("lineno", 1)) - 1) + str(part.get("source", ""))
+        error_text = None
+        try:
+            with _timer(limit):
+                exec(compile(source, str(part.get("filename", "<cell>")), "exec"), student)
+        except _LoadTimeout:
+            error_text = f"loading it took longer than {limit:g} s (is there a loop at top level?)"
+        except BaseException as error:  # noqa: B036 - SystemExit from student code costs this part only
+            error_text = f"{describe_error(error)}\n{student_traceback(error)}".strip()
+        if error_text is not None:
+            self.load_errors[name] = error_text
+            label = str(part.get("label", f"`{name}`"))
+            for bound in part.get("binds", []):
+                if bound not in student:
+                    self.unavailable.setdefault(
+                        str(bound),
+                        f"`{bound}` is bound by {label}, which failed when the grader ran it: "
+                        f"{error_text.splitlines()[0]}",
+                    )
         import_errors = [list(entry) for entry in student.pop(IMPORT_ERRORS_NAME, [])]
-        return {
-            "ok": True,
-            "data": {
-                "loaded": loaded,
-                "errors": self.load_errors,
-                "import_errors": import_errors,
-                "seconds": time.monotonic() - started,
-            },
-        }
+        return {"ok": True, "data": {"error": error_text, "import_errors": import_errors}}
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request.get("probe")
@@ -186,7 +191,7 @@ class WorkerState:
             return {"ok": False, "error": f"internal grader error: probe arguments must be an object, got {args!r}"}
         if self.namespace is None:
             return {"ok": False, "error": "internal grader error: probe called before load"}
-        return run_probe(function, ProbeContext(self.namespace, self.load_errors), args)
+        return run_probe(function, ProbeContext(self.namespace, self.load_errors, self.unavailable), args)
 
 
 def run_probe(function: Callable[..., dict[str, Any]], context: ProbeContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +201,9 @@ def run_probe(function: Callable[..., dict[str, Any]], context: ProbeContext, ar
     except ProbeError as error:
         return {"ok": False, "error": str(error)}
     except BaseException as error:  # noqa: B036 - sys.exit in student code fails this call only
-        return {"ok": False, "error": describe_error(error), "traceback": student_traceback(error)}
+        text = describe_error(error)
+        why = context.why_unbound(error)
+        return {"ok": False, "error": f"{text}: {why}" if why else text, "traceback": student_traceback(error)}
     data = {key: value for key, value in result.items() if not isinstance(value, torch.Tensor)}
     tensors = {key: value for key, value in result.items() if isinstance(value, torch.Tensor)}
     return {"ok": True, "data": data, "tensors": encode_tensors(tensors) if tensors else None}
@@ -231,9 +238,6 @@ class Server:
         self.responses.write(line)
         self.responses.flush()
 
-    def _progress(self, request_id: object, name: str) -> None:
-        self.send({"id": request_id, "progress": name})
-
     def serve(self) -> None:
         while True:
             line = self.requests.readline(MAX_REQUEST_BYTES + 1)
@@ -249,7 +253,9 @@ class Server:
             self.capture.take()
             op = request.get("op")
             if op == "load":
-                response = self.state.load(request, partial(self._progress, request_id))
+                response = self.state.load(request)
+            elif op == "define":
+                response = self.state.define(request)
             elif op == "call":
                 response = self.state.call(request)
             elif op == "ping":

@@ -215,17 +215,27 @@ def test_module_source_renders_imports_constants_then_definitions_and_guards_imp
         submission.module_source({"Decoder", "area"})
 
 
-def test_closure_follows_references_to_student_definitions():
+def test_other_top_level_statements_are_kept_as_written_with_their_place():
     cells = [
-        "SCALE = 2",
-        "def helper(x):\n    return x * SCALE",
-        "class Encoder:\n    pass",
-        "def train_ae(model):\n    return helper(model), Encoder()",
-        "def unrelated():\n    return 0",
+        "import torch\nx = 1; device = torch.device('cpu')",
+        "with torch.no_grad():\n    y = torch.zeros(2)\nbreak_me = 2\nprint('héllo'); cfg = dict(a=1)",
     ]
     submission = extract(cells)
-    assert submission.closure({"train_ae"}) == {"train_ae", "helper", "SCALE", "Encoder"}
-    assert submission.closure({"train_ae"}, exclude={"Encoder"}) == {"train_ae", "helper", "SCALE"}
+    kept = [(s.source, s.cell, s.lineno, s.label) for s in submission.statements]
+    assert kept == [
+        ("device = torch.device('cpu')", 1, 2, "device = torch.device(...)"),
+        ("with torch.no_grad():\n    y = torch.zeros(2)", 2, 1, "with block"),
+        ("print('héllo')", 2, 4, "print(...)"),
+        ("cfg = dict(a=1)", 2, 4, "cfg = dict(...)"),
+    ]
+    for statement in submission.statements:
+        compile(statement.source, "<test>", "exec")
+
+
+def test_redefinitions_are_recorded_in_cell_order():
+    submission = extract(["class Encoder:\n    pass", "def f():\n    pass", "class Encoder:\n    x = 1"])
+    assert submission.redefinitions == {"Encoder": [(1, 1), (3, 1)]}
+    assert submission.definitions["Encoder"].cell == 3
 
 
 def test_source_cells_and_plain_strings_are_both_accepted():

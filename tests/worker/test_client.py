@@ -14,7 +14,8 @@ import nbformat
 import pytest
 
 from autograder.ingest import ingest
-from autograder.worker.client import Worker, provided_definitions, student_parts
+from autograder.ingest.dependencies import load_plan, provided_definitions
+from autograder.worker.client import Worker
 
 HOSTILE_CELLS = [
     "import ctypes\nimport os\nimport sys\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F",
@@ -160,7 +161,8 @@ def test_an_oversized_answer_is_refused(worker):
 def test_student_parts_skip_provided_names_and_keep_cell_positions(tmp_path):
     path = tmp_path / "s.py"
     path.write_text("# %%\nimport torch\n\n# %%\nDEVICE = 'cuda'\n\ndef helper():\n    return 2\n")
-    imports, parts, notes = student_parts(ingest(path))
+    plan = load_plan(ingest(path))
+    imports, parts, notes = plan.imports, [part.request() for part in plan.parts], plan.notes
     assert "import torch" in imports
     assert [(part["name"], part["filename"], part["lineno"]) for part in parts] == [("helper", "<cell 2>", 3)]
     assert notes == []  # constants are replaced silently: the provided value is what counts

@@ -28,11 +28,19 @@ class ProbeError(Exception):
 
 
 class ProbeContext:
-    """The namespace a probe observes (the student's or the reference's), and why a name is missing."""
+    """The namespace a probe observes (the student's or the reference's), and why a name is missing:
+    `load_errors` by part (a definition or statement that failed to load), `unavailable` by name (bound only
+    by statements the grader does not run, or by a part that failed)."""
 
-    def __init__(self, namespace: dict[str, Any], load_errors: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        namespace: dict[str, Any],
+        load_errors: dict[str, str] | None = None,
+        unavailable: dict[str, str] | None = None,
+    ) -> None:
         self.namespace = namespace
         self._load_errors = dict(load_errors or {})
+        self._unavailable = dict(unavailable or {})
 
     def get(self, name: str) -> Any:
         """`name` from the namespace, with a message a student can act on when it is missing."""
@@ -40,7 +48,16 @@ class ProbeContext:
             return self.namespace[name]
         if name in self._load_errors:
             raise ProbeError(f"`{name}` could not be loaded from your notebook: {self._load_errors[name]}")
+        if name in self._unavailable:
+            raise ProbeError(f"`{name}` is not available to the grader: {self._unavailable[name]}")
         raise ProbeError(f"`{name}` is not defined in your notebook")
+
+    def why_unbound(self, error: BaseException) -> str | None:
+        """For a NameError of a name the grader left unbound on purpose (or could not bind), the reason."""
+        name = getattr(error, "name", None)
+        if isinstance(error, NameError) and isinstance(name, str) and name not in self.namespace:
+            return self._unavailable.get(name)
+        return None
 
 
 def probe(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
