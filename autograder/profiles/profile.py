@@ -90,7 +90,10 @@ class Profile:
 
     def fingerprint(self) -> str:
         """Changes exactly when what `prepare` makes would change: the profile's data and backbones, and the
-        code that generates them (not thresholds or budgets)."""
+        code that generates them (not thresholds or budgets). The worker's copy, which lacks the data's seed,
+        carries the fingerprint of the profile it was made from."""
+        if PREPARED_FINGERPRINT in self.raw:
+            return str(self.raw[PREPARED_FINGERPRINT])
         prepared = {"data": self.data, "backbones": self.backbones, "seed": self.seed}
         digest = hashlib.sha256(json.dumps(prepared, sort_keys=True).encode())
         for module in _PREPARING_CODE:
@@ -174,12 +177,17 @@ def write_profile(profile: Profile, updates: dict) -> Profile:
 
 
 WITHHELD_FROM_WORKER = ("thresholds", "calibration")
+PREPARED_FINGERPRINT = "prepared_fingerprint"  # set in the worker's copy only (`worker_copy`)
 
 
 def worker_copy(profile: Profile, folder: Path) -> Path:
     """The profile without its thresholds and calibration, for the sandboxed worker: it needs the data and
-    the budgets, and has no business knowing what accuracy passes."""
+    the budgets, and has no business knowing what accuracy passes. The synthetic data's seed goes too (the
+    generator would regenerate the test labels from it); the copy records the fingerprint of what was
+    prepared instead, which is all the worker checks the prepared cache against."""
     raw = {key: value for key, value in profile.raw.items() if key not in WITHHELD_FROM_WORKER}
+    raw["data"] = {key: value for key, value in profile.data.items() if key != "seed"}
+    raw[PREPARED_FINGERPRINT] = profile.fingerprint()
     path = folder / f"{profile.name}.json"
     path.write_text(json.dumps(raw, indent=2) + "\n")
     return path

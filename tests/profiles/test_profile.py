@@ -6,7 +6,14 @@ import json
 import pytest
 
 from autograder.assignment.source import provided_code
-from autograder.profiles.profile import ProfileError, available_profiles, cache_root, load_profile, write_profile
+from autograder.profiles.profile import (
+    ProfileError,
+    available_profiles,
+    cache_root,
+    load_profile,
+    worker_copy,
+    write_profile,
+)
 
 
 def test_shipped_profiles_load():
@@ -138,3 +145,14 @@ def test_the_notebook_and_the_real_profiles_use_the_problem_sets_10000_unlabeled
         profile = load_profile(name)
         assert profile.budgets.unlabeled_subset == profile.grading_budgets.unlabeled_subset == 10_000, name
         assert profile.data["stl10"]["cached_unlabeled"] == 10_000, name
+
+
+def test_the_workers_copy_has_no_thresholds_and_no_data_seed(tmp_path):
+    """The synthetic generator regenerates the hidden test labels from the data's seed: the sandboxed worker's
+    copy of the profile carries neither it nor the thresholds, yet matches the prepared cache."""
+    profile = load_profile("synthetic")
+    copy = load_profile(worker_copy(profile, tmp_path))
+    assert "seed" not in copy.data and profile.data["seed"] is not None
+    assert copy.thresholds is None and "calibration" not in copy.raw
+    assert copy.fingerprint() == profile.fingerprint()
+    assert str(profile.data["seed"]) not in json.dumps(copy.data)
