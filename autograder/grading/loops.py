@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autograder.ingest.extract import Submission
-from autograder.ingest.static import LoopFinding, find_tracing_names
+from autograder.ingest.static import LoopFinding, find_python_loops, find_tracing_names
 
 GROWTH_PER_ITEM = 0.25
 _CELL_FILE = re.compile(r"<cell (\d+)>")
@@ -131,3 +131,31 @@ def describe_grown_lines(
     ]
     more = len(grown) - _SHOWN_LINES
     return "; ".join(shown) + (f"; and {more} more line{'s' if more != 1 else ''}" if more > 0 else "")
+
+
+def loop_verdict(
+    observations: list[dict[str, Any]],
+    qualname: str,
+    submission: Submission,
+    *,
+    sizes: tuple[int, int],
+    items: str,
+    expected: str,
+    larger: str,
+    advice: str,
+) -> str | None:
+    """The failure message of a "no Python loops" test, or None when it passes: the trace must be one to trust
+    (`untrusted_trace`), and no line of the student's code may run more often at the larger size (`grown_lines`),
+    each grown line named as the static scan names it."""
+    untrusted = untrusted_trace(observations, qualname, submission, qualname)
+    if untrusted:
+        return untrusted
+    grown = grown_lines(*observations)
+    if not grown:
+        return None
+    try:
+        findings = find_python_loops(submission, qualname)
+    except KeyError:
+        findings = []
+    described = describe_grown_lines(grown, findings, submission, sizes, items)
+    return f"expected {expected}; observed lines that ran more often {larger}: {described}. {advice}"

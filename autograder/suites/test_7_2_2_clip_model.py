@@ -11,8 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.grading.loops import describe_grown_lines, grown_lines, untrusted_trace
-from autograder.ingest.static import find_python_loops
+from autograder.grading.loops import loop_verdict
 from autograder.worker.protocol import encode_tensors
 
 TEMPERATURE = 0.07
@@ -230,23 +229,18 @@ def test_clip_forward_has_no_python_loops(observe, profile, submission):
     _check_scalar(_observe_losses(observe, TEMPERATURE, _loss_inputs(1, (3,), *_dims(profile)))[0])
     tensors = encode_tensors(_loss_inputs(2, LOOP_BATCHES, *_dims(profile)))
     batches = observe("clip_forward_line_counts", temperature=TEMPERATURE, tensors=tensors).data["batches"]
-    untrusted = untrusted_trace(batches, "CLIPModel.forward", submission, "CLIPModel.forward")
-    if untrusted:
-        pytest.fail(untrusted, pytrace=False)
-    grown = grown_lines(*batches)
-    if grown:
-        try:
-            findings = find_python_loops(submission, "CLIPModel.forward")
-        except KeyError:
-            findings = []
-        pytest.fail(
-            "expected CLIPModel.forward to compute the loss with matrix operations, without a Python loop over "
-            "the batch; observed lines that ran more often with a larger batch: "
-            + describe_grown_lines(grown, findings, submission, LOOP_BATCHES, "pairs")
-            + ". The logits of all pairs are one matrix product, I @ T.T, and F.cross_entropy takes the whole "
-            "batch",
-            pytrace=False,
-        )
+    problem = loop_verdict(
+        batches,
+        "CLIPModel.forward",
+        submission,
+        sizes=LOOP_BATCHES,
+        items="pairs",
+        expected="CLIPModel.forward to compute the loss with matrix operations, without a Python loop over the batch",
+        larger="with a larger batch",
+        advice="The logits of all pairs are one matrix product, I @ T.T, and F.cross_entropy takes the whole batch",
+    )
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.grading.loops import describe_grown_lines, grown_lines, untrusted_trace
-from autograder.ingest.static import find_python_loops
+from autograder.grading.loops import loop_verdict
 from autograder.worker.protocol import encode_tensors
 
 QUERY = "a dog running on the grass"
@@ -132,21 +131,17 @@ def test_retrieve_has_no_python_loops(observe, submission):
         "retrieve_line_counts", sizes=list(LOOP_SIZES), k=LOOP_K, query=QUERY, embedding_dim=EMBEDDING_DIM,
         text_dim=TEXT_DIM,
     ).data["calls"]
-    untrusted = untrusted_trace(calls, "retrieve_images", submission, "retrieve_images")
-    if untrusted:
-        pytest.fail(untrusted, pytrace=False)
-    grown = grown_lines(*calls)
-    if grown:
-        try:
-            findings = find_python_loops(submission, "retrieve_images")
-        except KeyError:
-            findings = []
-        pytest.fail(
-            f"expected retrieve_images to work on whole tensors, without a Python loop over the images; observed "
-            f"lines that ran more often with more images (k = {LOOP_K} both times): "
-            + describe_grown_lines(grown, findings, submission, LOOP_SIZES, "images")
-            + ". One matrix product scores every image; torch.topk or argsort ranks them; indexing a NumPy array "
-            "of the filenames with the best indices picks the names (a loop or comprehension over the k results "
-            "or the tokenizer's outputs is fine)",
-            pytrace=False,
-        )
+    problem = loop_verdict(
+        calls,
+        "retrieve_images",
+        submission,
+        sizes=LOOP_SIZES,
+        items="images",
+        expected="retrieve_images to work on whole tensors, without a Python loop over the images",
+        larger=f"with more images (k = {LOOP_K} both times)",
+        advice="One matrix product scores every image; torch.topk or argsort ranks them; indexing a NumPy array of "
+        "the filenames with the best indices picks the names (a loop or comprehension over the k results or the "
+        "tokenizer's outputs is fine)",
+    )
+    if problem:
+        pytest.fail(problem, pytrace=False)
