@@ -584,8 +584,9 @@ print(f"Method III accuracy: {method3_accuracy:.3f}")
 # %% [markdown]
 # ### 7.1.5 Report (1 point)
 #
-# Write the test accuracy of each method on its own line, exactly in the form `method 1 accuracy: 0.30`
-# (a fraction or a percentage). Which method works best, which worst, and why?
+# Write the test accuracy of each method on its own line, in the form `method 1 accuracy: 0.30` (a
+# fraction or a percentage; `Method I: 30%` or a table with one row per method are read too). Which
+# method works best, which worst, and why?
 #
 # method 1 accuracy: 0.319
 # method 2 accuracy: 0.441
@@ -711,7 +712,8 @@ class ProjectionHead(nn.Module):
 # returns the symmetric InfoNCE loss: with I and T the projected image and text embeddings of the N
 # pairs in the batch, the logits are `I @ T.T / temperature`, the i-th image belongs with the i-th
 # caption, and the loss is the mean of the cross-entropy over images (rows) and over captions
-# (columns). Do not use Python loops.
+# (columns). Do not use Python loops over the pairs of the batch: compute the logits of all pairs at
+# once.
 
 # %%
 def symmetric_ce(logits):
