@@ -21,6 +21,11 @@ from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STUDENT_COMMANDS = ("check",)  # all that the student package's `python -m autograder` offers
+STUDENT_DESCRIPTION = (
+    "The public checks of Problem Set 7. `check` exits 0 when your notebook was checked (whatever it scored), 1 "
+    "when the checker itself failed, 2 on a usage error (a path that does not exist or is not a notebook or .py "
+    "file)."
+)
 UNSAFE_SAME_USER_HELP = (
     "when not root and without namespaces: run student code as your own user anyway (it can then read the hidden "
     "tests and rewrite results); without it, `grade --suite all` and `batch` refuse"
@@ -245,7 +250,8 @@ class _Offered:
 
 def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
     """The command line; `only` keeps those sub-commands (the student package's `STUDENT_COMMANDS`)."""
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    description = __doc__ if only is None else STUDENT_DESCRIPTION
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=description)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     if only is not None:
         commands = _Offered(commands, only)

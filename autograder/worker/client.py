@@ -73,14 +73,17 @@ class DeadlineReached(WorkerError):
     nothing is blamed on the part that was loading)."""
 
 
+LIBRARY_FOLDERS = ("site-packages", "dist-packages")
+
+
 def _library_paths() -> list[Path]:
-    """Where this interpreter finds its libraries (site-packages, folders added by `.pth` files), which the
-    worker's interpreter needs too; never the checkout or a folder above it (a script's or pytest's own entry),
-    which would show the worker the tests, the reference notebook and the history."""
+    """The library folders of this interpreter's path (its own site-packages, and others that `.pth` files add),
+    which the worker's interpreter needs too. Only those: other entries (a script's folder, the checkout, a
+    test's temporary folder) would show the worker what it must not see, or be closed to the sandbox user."""
     found = []
     for entry in sys.path:
         path = Path(entry).resolve() if entry else None
-        if path is not None and path.is_dir() and not REPO_ROOT.resolve().is_relative_to(path):
+        if path is not None and path.name in LIBRARY_FOLDERS and path.is_dir():
             found.append(path)
     return found
 

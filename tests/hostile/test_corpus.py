@@ -106,7 +106,9 @@ FULL_RUN_TIMEOUT = 900  # a full-suite grade trains (about 4 min on 2 busy cores
 LOOP_DEADLINE_SECONDS = 300
 SHORT_DEADLINE_SECONDS = 45
 DEADLINE_MARGIN_SECONDS = 90  # interpreter start, ingest and collection before the deadline starts, and teardown
-PARALLEL_GRADES = max(2, min(3, os.cpu_count() or 1))
+# Most cases spend their time waiting (a worker's start, a call's or the grade's timeout) rather than computing,
+# so more grades run at once than there are cores; each holds about 2 GB (grader and worker).
+PARALLEL_GRADES = 4
 MAX_RESULTS_BYTES = 2 * 1024**2
 MAX_STDOUT_BYTES = 2 * 1024**2
 ENCODER = "7.1.1"
@@ -494,7 +496,8 @@ def _check_fork_bomb(graded: Graded) -> None:
 
 def _check_empty_wide_features(graded: Graded) -> None:
     [accuracy] = [test for test in graded.tests if test.get("number") == "7.1.3.3"]
-    assert accuracy["score"] == 0 and "method1_features` was refused" in accuracy["output"], graded.summary()
+    output = from_markdown(accuracy["output"])
+    assert accuracy["score"] == 0 and "method1_features` was refused" in output, graded.summary()
     assert "Not run" not in graded.feedback, "the grader must finish every test"
     assert graded.score > 0, "the honest parts still score"
 
