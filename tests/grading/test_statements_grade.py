@@ -11,6 +11,7 @@ from nbformat.v4 import new_code_cell
 from autograder.assignment.build import REPO_ROOT, TEMPLATE_NOTEBOOK
 from autograder.assignment.source import read_cells, render
 from autograder.grading import grade
+from autograder.results.gradescope import from_markdown
 from tests.corpus.harness import explain, scores_by_component
 
 TRAIN_AE = """def train_ae(model, dataloader, epochs=100):
@@ -97,7 +98,8 @@ def test_graded_functions_that_use_their_own_top_level_names_lose_no_point(synth
     assert scores["7.1.3"] == (1.0, 1.0) and scores["7.1.4"] == (1.0, 1.0), explain(document)
     ran = {test["number"] for test in document["tests"]}
     assert {"7.1.3.3", "7.1.4.4", "7.1.4.5"} <= ran  # the training tests
-    assert "`criterion = nn.CrossEntropyLoss()` was run by the grader, because `train_classifier`" in document["output"]
+    summary = from_markdown(document["output"])  # the results' Markdown, read back as the text it shows
+    assert "`criterion = nn.CrossEntropyLoss()` was run by the grader, because `train_classifier`" in summary
 
     part2 = tmp_path / "part2.json"
     grade(path, part2, suite="all", only="7.2.4", training=False)
