@@ -28,6 +28,7 @@ from pathlib import Path
 import tomllib
 
 from autograder.assignment.source import BEGIN, PROVIDED_FILE, SOURCE_FILE, provided_code
+from autograder.ingest.dependencies import FACTS_FILE, assignment_facts, facts_to_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "autograder"
@@ -332,6 +333,7 @@ def package_files(root: Path = REPO_ROOT) -> tuple[dict[str, bytes], dict[str, s
     if any(row.strip() == BEGIN for row in provided.splitlines()):
         raise StudentPackageError(f"the provided cells of {SOURCE_FILE} hold a solution region ({BEGIN})")
     texts[PROVIDED_FILE.relative_to(root).as_posix()] = provided + "\n"
+    texts[FACTS_FILE.relative_to(root).as_posix()] = facts_to_json(assignment_facts())
     files = {name: text.encode() for name, text in texts.items()}
     files.update({name: (root / name).read_bytes() for name in DATA_FILES})
     return files, hidden

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import json
 import symtable
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from autograder.assignment.source import provided_code, read_cells, render
+from autograder.assignment.source import SOURCE_FILE, provided_code, read_cells, render
 from autograder.ingest.extract import Statement, Submission
 
 TRAINING_METHODS = frozenset({"fit", "fit_transform", "backward"})
@@ -160,10 +161,17 @@ def _describe_statement(stmt: ast.stmt) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
+FACTS_FILE = SOURCE_FILE.with_name("facts.json")  # written into the student package, which has no ps7.py
+
+
 @functools.cache
 def assignment_facts() -> AssignmentFacts:
     """Derived from `autograder/assignment/ps7.py`: the notebook cells the grader never runs (data loading,
-    the training and evaluation calls) define what notebook state is."""
+    the training and evaluation calls) define what notebook state is. Only names and the template's text are
+    used (cells rendered without their solutions), so the facts can ship where the solution may not: where
+    the source is absent (the student package), they are read from the copy `student-package` wrote."""
+    if not SOURCE_FILE.is_file() and FACTS_FILE.is_file():
+        return facts_from_json(FACTS_FILE.read_text())
     cells = [cell for cell in read_cells() if cell.kind == "code"]
     provided = provided_definitions()
     supplied = set(provided) | statement_names_of_module(provided_code())
@@ -171,7 +179,7 @@ def assignment_facts() -> AssignmentFacts:
     functions: set[str] = set()
     notebook: list[ast.stmt] = []
     for cell in cells:
-        body = ast.parse(render(cell.text, solution=True)).body
+        body = ast.parse(render(cell.text, solution=False)).body
         if "graded" in cell.tags:
             graded.update(n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef))
         if cell.provided or "graded" in cell.tags:
@@ -190,6 +198,28 @@ def assignment_facts() -> AssignmentFacts:
                 if any(isinstance(n, ast.Name) and n.id in state for arg in arguments for n in ast.walk(arg)):
                     runs.add(node.func.id)
     return AssignmentFacts(provided, frozenset(supplied), frozenset(graded), state, frozenset(runs))
+
+
+def facts_to_json(facts: AssignmentFacts) -> str:
+    document = {
+        "provided": facts.provided,
+        "supplied": sorted(facts.supplied),
+        "graded": sorted(facts.graded),
+        "state": facts.state,
+        "runs": sorted(facts.runs),
+    }
+    return json.dumps(document, indent=1, sort_keys=True) + "\n"
+
+
+def facts_from_json(text: str) -> AssignmentFacts:
+    document = json.loads(text)
+    return AssignmentFacts(
+        dict(document["provided"]),
+        frozenset(document["supplied"]),
+        frozenset(document["graded"]),
+        dict(document["state"]),
+        frozenset(document["runs"]),
+    )
 
 
 def statement_names_of_module(source: str) -> set[str]:
