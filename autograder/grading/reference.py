@@ -48,7 +48,9 @@ class ReferenceRunner:
 
     def _run(self, probe: str, args: dict[str, Any]) -> Observation:
         response = run_probe(PROBES[probe], self._context(), args)
-        observation = observation_from_response(decode_message(encode_message({"id": 0, **response})))
+        payload = response.pop("payload", None)
+        message = decode_message(encode_message({"id": 0, **response}))
+        observation = observation_from_response(message, len(payload or b""), payload=payload)
         if not observation.ok:
             message = f"internal grader error: the reference failed in `{probe}`: {observation.message}"
             return Observation.failure(message)

@@ -30,6 +30,8 @@ from autograder.training.probe import probe_accuracy as fit_and_score
 from autograder.worker.client import Worker
 from autograder.worker.protocol import Observation, TensorSpec
 
+AUTOENCODER_FEATURES = 24 * 4 * 4  # the flattened output of the standard Encoder: Method I's and III's features
+
 
 @pytest.fixture(scope="session")
 def grading(pytestconfig: pytest.Config) -> GradingPlugin:
@@ -100,10 +102,17 @@ def test_labels(stl10_labels: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
-def expected_features(train_labels: torch.Tensor, test_labels: torch.Tensor) -> dict[str, TensorSpec]:
+def expected_features(
+    profile: Profile, train_labels: torch.Tensor, test_labels: torch.Tensor
+) -> dict[str, TensorSpec]:
     """What a probe returning features for the linear probe must send: one float row per labelled train and
-    test image, of any width from 1 to `protocol.MAX_DIMENSION` (so that the probe built from them is bounded)."""
-    return {"train": TensorSpec((len(train_labels), None)), "test": TensorSpec((len(test_labels), None))}
+    test image, at most as wide as the widest features the notebook builds (the image encoder's, or the
+    autoencoder's 24 x 4 x 4), so that the probe built from them, and the answer that carries them, are bounded."""
+    widest = max(AUTOENCODER_FEATURES, int(profile.backbones["image"]["embedding_dim"]))
+    return {
+        "train": TensorSpec((len(train_labels), None), widest=widest),
+        "test": TensorSpec((len(test_labels), None), widest=widest),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -41,10 +41,12 @@ from autograder.worker.protocol import (
     Observation,
     ProtocolError,
     TensorSpec,
+    announced_bytes,
     decode_message,
     encode_message,
     load_report,
     observation_from_response,
+    response_limit,
     truncate,
 )
 from autograder.worker.sandbox import (
@@ -195,7 +197,9 @@ class Worker:
     ) -> Observation:
         """Run a probe in the worker; any failure of the worker becomes a failed Observation. The call waits
         at most its own timeout and never past the grade's deadline; a successful answer must carry the tensors
-        of `expect`, of the shapes and dtypes it gives (checked before they are decoded)."""
+        of `expect`, of the shapes and dtypes it gives (checked before they are decoded), and its tensors may take
+        at most `protocol.response_limit(expect)` bytes: a call whose answer is larger than `max_response_bytes`
+        (features of the real test set, ResNet50's weights) declares the tensors it expects."""
         try:
             self.start()
         except DeadlineReached as error:
@@ -203,9 +207,10 @@ class Worker:
         except WorkerError as error:
             return Observation.failure(f"the grader could not start the worker that runs your code: {error}")
         limit = self.call_timeout if timeout is None else timeout
+        tensor_limit = response_limit(expect, self.max_response_bytes)
         request_id = self._send({"op": "call", "probe": probe, "args": args})
         try:
-            message = self._receive(request_id, time.monotonic() + limit)
+            message, payload = self._receive(request_id, time.monotonic() + limit, tensor_limit)
         except DeadlineReached as error:
             self._discard()
             self.timeouts.append(f"`{probe}` was running when the grade's time limit was reached")
@@ -227,7 +232,7 @@ class Worker:
             self._discard()
             raise
         try:
-            observation = observation_from_response(message, self.max_response_bytes, expect)
+            observation = observation_from_response(message, tensor_limit, expect, payload)
         except ProtocolError as error:
             self._discard()
             return Observation.failure(f"the worker's answer to `{probe}` was refused: {error}")
@@ -356,8 +361,8 @@ class Worker:
         assert request_id is not None
         current: list[dict[str, Any] | None] = [None]  # the part in flight, from our own records
         try:
-            message = self._receive(request_id, self._load_deadline)
-            observation = observation_from_response(message, self.max_response_bytes)
+            message, payload = self._receive(request_id, self._load_deadline, self.max_response_bytes)
+            observation = observation_from_response(message, self.max_response_bytes, payload=payload)
             if observation.ok:
                 loaded, errors, import_errors = self._load_parts(current)
         except (TimeoutError, EOFError, ProtocolError) as error:
@@ -401,7 +406,8 @@ class Worker:
             current[0] = part
             deadline = min(self._load_deadline, time.monotonic() + self.definition_timeout + _PART_GRACE_SECONDS)
             request_id = self._send({"op": "define", **part})
-            answer = observation_from_response(self._receive(request_id, deadline), self.max_response_bytes)
+            message, payload = self._receive(request_id, deadline, self.max_response_bytes)
+            answer = observation_from_response(message, self.max_response_bytes, payload=payload)
             if not answer.ok:
                 raise ProtocolError(answer.message)
             if answer.stdout:
@@ -451,27 +457,46 @@ class Worker:
             pass  # the worker died; reading its answer reports how
         return self._next_id
 
-    def _receive(self, request_id: int, deadline: float) -> dict[str, Any]:
-        """The response to `request_id`. Raises TimeoutError at `deadline`, DeadlineReached at the grade's
-        deadline when that comes first, EOFError (the worker closed its end) or ProtocolError."""
+    def _receive(self, request_id: int, deadline: float, tensor_limit: int) -> tuple[dict[str, Any], bytes | None]:
+        """The response to `request_id` and the tensor bytes after its line (None when it announces none), which
+        are refused unread when it announces more than `tensor_limit`. Raises TimeoutError at `deadline`,
+        DeadlineReached at the grade's deadline when that comes first, EOFError (the worker closed its end) or
+        ProtocolError."""
         message = decode_message(self._read_line(deadline), self.max_response_bytes)
         if message.get("id") != request_id:
             raise ProtocolError(f"response for request {message.get('id')!r}, expected {request_id}")
-        return message
+        size = announced_bytes(message, tensor_limit)
+        return message, None if size is None else self._read_exactly(size, deadline)
 
     def _read_line(self, deadline: float) -> bytes:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[: end + 1])
+                del self._buffer[: end + 1]
+                return line
+            if len(self._buffer) > self.max_response_bytes:
+                raise ProtocolError(f"response exceeds the limit of {self.max_response_bytes:,} bytes")
+            self._buffer += self._read_some(deadline, _READ_CHUNK)
+
+    def _read_exactly(self, size: int, deadline: float) -> bytes:
+        """The next `size` bytes of the stream (already bounded by the caller), read in chunks."""
+        chunks = [bytes(self._buffer[:size])]
+        del self._buffer[:size]
+        missing = size - len(chunks[0])
+        while missing:
+            chunk = self._read_some(deadline, min(missing, 16 * _READ_CHUNK))
+            chunks.append(chunk)
+            missing -= len(chunk)
+        return b"".join(chunks)
+
+    def _read_some(self, deadline: float, most: int) -> bytes:
+        """At most `most` bytes from the worker, once some arrive before `deadline` (or the grade's deadline)."""
         assert self._proc is not None
         fd = self._proc.stdout.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
             while True:
-                end = self._buffer.find(b"\n")
-                if end >= 0:
-                    line = bytes(self._buffer[: end + 1])
-                    del self._buffer[: end + 1]
-                    return line
-                if len(self._buffer) > self.max_response_bytes:
-                    raise ProtocolError(f"response exceeds the limit of {self.max_response_bytes:,} bytes")
                 remaining = deadline - time.monotonic()
                 if self.deadline is not None and self.deadline.remaining() < remaining:
                     if self.deadline.expired:
@@ -481,7 +506,7 @@ class Worker:
                     raise TimeoutError
                 if not selector.select(remaining):
                     continue
-                data = os.read(fd, _READ_CHUNK)
+                data = os.read(fd, most)
                 if not data:
                     raise EOFError
-                self._buffer += data
+                return data

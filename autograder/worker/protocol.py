@@ -1,10 +1,15 @@
 """The wire format between the trusted grader and the sandboxed worker: one JSON object per line.
 
 Requests go to the worker's stdin, responses come back on its stdout (a private copy of fd 1 that
-student code does not write to). Tensors travel as safetensors bytes, base64-encoded inside the JSON:
-safetensors is a header of plain JSON plus raw numbers, so decoding it cannot run code, which pickle
-(`torch.load`, numpy's `allow_pickle`) can. Everything the trusted side reads is size-checked before
-it is parsed, and anything malformed becomes a `ProtocolError` with a message that says what was wrong.
+student code does not write to). Tensors travel as safetensors bytes: safetensors is a header of plain JSON
+plus raw numbers, so decoding it cannot run code, which pickle (`torch.load`, numpy's `allow_pickle`) can.
+A request carries its tensors base64-encoded inside the JSON (they are small). A response's tensors follow
+its JSON line as raw bytes, announced by the line's `"tensor_bytes"`: features of 13,000 images (106 MB) or
+ResNet50's weights (95 MB) do not fit one line's limit, and base64 inside JSON would hold four copies of
+them at once. The trusted side refuses an announced size above what the call's expected tensors can take
+(`response_limit`) before it reads or allocates anything of it. Everything the trusted side reads is
+size-checked before it is parsed, and anything malformed becomes a `ProtocolError` with a message that says
+what was wrong.
 """
 
 from __future__ import annotations
@@ -40,6 +45,13 @@ class TensorSpec:
 
     shape: tuple[int | None, ...]
     dtypes: frozenset[str] = FLOAT_DTYPES
+    widest: int = MAX_DIMENSION  # the largest size a None dimension may take
+
+    @property
+    def max_bytes(self) -> int:
+        """The most bytes a tensor of this spec can hold: what a response may carry for it."""
+        elements = math.prod(self.widest if size is None else size for size in self.shape)
+        return elements * max(_ITEM_BYTES[dtype] for dtype in self.dtypes)
 
     def problem(self, name: str, dtype: str, shape: list[int]) -> str | None:
         """Why a tensor of `dtype` and `shape` is not what was expected, or None."""
@@ -47,15 +59,22 @@ class TensorSpec:
         if dtype not in self.dtypes:
             return f"tensor {name!r} has dtype {dtype}, expected one of {', '.join(sorted(self.dtypes))}"
         fits = len(shape) == len(self.shape) and all(
-            observed == size if size is not None else 1 <= observed <= MAX_DIMENSION
+            observed == size if size is not None else 1 <= observed <= self.widest
             for observed, size in zip(shape, self.shape, strict=True)
         )
         if not fits:
             return (
-                f"tensor {name!r} has shape {shape}, expected {wanted} (N from 1 to {MAX_DIMENSION:,}); an empty "
+                f"tensor {name!r} has shape {shape}, expected {wanted} (N from 1 to {self.widest:,}); an empty "
                 "or huge dimension usually means the model's output was replaced or reshaped"
             )
         return None
+
+
+def response_limit(expect: dict[str, TensorSpec] | None, base: int = MAX_RESPONSE_BYTES) -> int:
+    """The most tensor bytes one response may carry: `base` (for tensors the call does not declare, and for a
+    call that declares none) plus the largest size of each expected tensor. The limit is on the whole answer,
+    derived from what the test computes with, so real sizes pass and a bigger answer is refused unread."""
+    return base + sum(spec.max_bytes for spec in (expect or {}).values())
 
 
 class ProtocolError(ValueError):
@@ -113,14 +132,39 @@ def decode_message(line: bytes, max_bytes: int = MAX_RESPONSE_BYTES) -> dict[str
     return message
 
 
-def encode_tensors(tensors: dict[str, torch.Tensor]) -> str:
-    """safetensors bytes of the tensors (copied to contiguous CPU memory), base64-encoded."""
+def tensor_payload(tensors: dict[str, torch.Tensor]) -> bytes:
+    """safetensors bytes of the tensors (copied to contiguous CPU memory of their own: safetensors refuses
+    tensors that share storage): what follows a response's line."""
     plain = {}
     for name, tensor in tensors.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
             raise TypeError(f"tensors must map str to torch.Tensor, got {name!r}: {type(tensor).__name__}")
         plain[name] = tensor.detach().to("cpu").contiguous().clone()
-    return base64.b64encode(safetensors_save(plain)).decode("ascii")
+    return safetensors_save(plain)
+
+
+def encode_tensors(tensors: dict[str, torch.Tensor]) -> str:
+    """safetensors bytes of the tensors, base64-encoded: a request's tensor argument."""
+    return base64.b64encode(tensor_payload(tensors)).decode("ascii")
+
+
+TENSOR_BYTES_FIELD = "tensor_bytes"  # a response line's announcement of the raw safetensors bytes after it
+
+
+def announced_bytes(message: dict[str, Any], limit: int) -> int | None:
+    """The tensor bytes a response line announces (None: none follow), refused above `limit` before any of
+    them is read."""
+    size = message.get(TENSOR_BYTES_FIELD)
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ProtocolError(f"response '{TENSOR_BYTES_FIELD}' must be a byte count, got {str(size)[:40]!r}")
+    if size > limit:
+        raise ProtocolError(
+            f"the answer's tensors ({size:,} bytes) exceed the limit of {limit:,} bytes, the most that the tensors "
+            "this test expects can take; the worker sent more, or larger, tensors than it was asked for"
+        )
+    return size
 
 
 def check_safetensors(
@@ -180,6 +224,19 @@ def check_safetensors(
         raise ProtocolError(f"the answer lacks the expected tensors {', '.join(map(repr, missing))}")
 
 
+def decode_payload(
+    blob: bytes, max_bytes: int = MAX_RESPONSE_BYTES, expect: dict[str, TensorSpec] | None = None
+) -> dict[str, torch.Tensor]:
+    """Tensors from raw safetensors bytes, size-checked and checked against `expect`; never unpickles anything."""
+    if len(blob) > max_bytes:
+        raise ProtocolError(f"tensor payload of {len(blob):,} bytes exceeds the limit of {max_bytes:,} bytes")
+    check_safetensors(blob, expect, max_bytes)
+    try:
+        return dict(safetensors_load(blob))
+    except Exception as error:  # the library's own errors: a header that lies about its data, etc.
+        raise ProtocolError(f"tensor payload could not be decoded as safetensors: {error}") from None
+
+
 def decode_tensors(
     text: object, max_bytes: int = MAX_RESPONSE_BYTES, expect: dict[str, TensorSpec] | None = None
 ) -> dict[str, torch.Tensor]:
@@ -193,11 +250,7 @@ def decode_tensors(
         blob = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ProtocolError("tensor payload is not valid base64") from None
-    check_safetensors(blob, expect, max_bytes)
-    try:
-        return dict(safetensors_load(blob))
-    except Exception as error:  # the library's own errors: a header that lies about its data, etc.
-        raise ProtocolError(f"tensor payload could not be decoded as safetensors: {error}") from None
+    return decode_payload(blob, max_bytes, expect)
 
 
 MAX_REPORTED_NAMES = 10_000  # definitions, load errors and import errors a load report may list
@@ -253,10 +306,15 @@ def load_report(data: dict[str, Any]) -> LoadReport:
 
 
 def observation_from_response(
-    message: dict[str, Any], max_bytes: int = MAX_RESPONSE_BYTES, expect: dict[str, TensorSpec] | None = None
+    message: dict[str, Any],
+    max_bytes: int = MAX_RESPONSE_BYTES,
+    expect: dict[str, TensorSpec] | None = None,
+    payload: bytes | None = None,
 ) -> Observation:
     """Turn a decoded response into an Observation, validating every field's type; a successful answer must
-    carry the tensors of `expect`, each of the expected shape and dtype."""
+    carry the tensors of `expect`, each of the expected shape and dtype. Its tensors are the raw `payload`
+    that followed its line, or (an older form, still read) base64 text in its "tensors" field; `max_bytes`
+    bounds them."""
     ok = message.get("ok")
     if not isinstance(ok, bool):
         raise ProtocolError("response has no boolean 'ok' field")
@@ -273,7 +331,9 @@ def observation_from_response(
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise ProtocolError("response 'seconds' must be a number")
     wanted = expect if ok else None
-    if message.get("tensors"):
+    if payload:
+        tensors = decode_payload(payload, max_bytes, wanted)
+    elif message.get("tensors"):
         tensors = decode_tensors(message["tensors"], max_bytes, wanted)
     elif wanted:
         raise ProtocolError(f"the answer lacks the expected tensors {', '.join(map(repr, sorted(wanted)))}")

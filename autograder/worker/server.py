@@ -42,8 +42,9 @@ from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     ProtocolError,
     decode_message,
+    TENSOR_BYTES_FIELD,
     encode_message,
-    encode_tensors,
+    tensor_payload,
     truncate,
 )
 
@@ -195,7 +196,8 @@ class WorkerState:
 
 
 def run_probe(function: Callable[..., dict[str, Any]], context: ProbeContext, args: dict[str, Any]) -> dict[str, Any]:
-    """A probe's result (or failure) as a response body; shared with the trusted side's reference runs."""
+    """A probe's result (or failure) as a response body, its tensors as safetensors bytes under "payload" (sent
+    after the response's line); shared with the trusted side's reference runs."""
     try:
         result = function(context, **args)
     except ProbeError as error:
@@ -206,7 +208,7 @@ def run_probe(function: Callable[..., dict[str, Any]], context: ProbeContext, ar
         return {"ok": False, "error": f"{text}: {why}" if why else text, "traceback": student_traceback(error)}
     data = {key: value for key, value in result.items() if not isinstance(value, torch.Tensor)}
     tensors = {key: value for key, value in result.items() if isinstance(value, torch.Tensor)}
-    return {"ok": True, "data": data, "tensors": encode_tensors(tensors) if tensors else None}
+    return {"ok": True, "data": data, "payload": tensor_payload(tensors) if tensors else None}
 
 
 class Server:
@@ -220,22 +222,24 @@ class Server:
         self.state = WorkerState()
 
     def send(self, message: dict[str, Any]) -> None:
+        """The response's line, then its tensors' bytes, which the line announces. `max_bytes` bounds the line;
+        the tensors are bounded by the trusted side, which knows what each call should return
+        (`protocol.response_limit`)."""
+        payload = message.pop("payload", None)
+        if payload:
+            message[TENSOR_BYTES_FIELD] = len(payload)
         try:
             line = encode_message(message)
         except (TypeError, ValueError) as error:
             error_text = f"internal grader error: unserialisable result: {error}"
-            line = encode_message({"id": message.get("id"), "ok": False, "error": error_text})
+            line, payload = encode_message({"id": message.get("id"), "ok": False, "error": error_text}), None
         if len(line) > self.max_bytes:
-            line = encode_message(
-                {
-                    "id": message.get("id"),
-                    "ok": False,
-                    "error": f"the observation is too large to send ({len(line):,} bytes; the limit is "
-                    f"{self.max_bytes:,})",
-                    "stdout": message.get("stdout", ""),
-                }
-            )
+            error_text = f"the observation is too large to send ({len(line):,} bytes; the limit is {self.max_bytes:,})"
+            refusal = {"id": message.get("id"), "ok": False, "error": error_text, "stdout": message.get("stdout", "")}
+            line, payload = encode_message(refusal), None
         self.responses.write(line)
+        if payload:
+            self.responses.write(payload)
         self.responses.flush()
 
     def serve(self) -> None:
