@@ -40,9 +40,9 @@ from autograder.ingest.extract import IMPORT_ERRORS_NAME
 from autograder.worker.probes import PROBES, ProbeContext, ProbeError
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
+    TENSOR_BYTES_FIELD,
     ProtocolError,
     decode_message,
-    TENSOR_BYTES_FIELD,
     encode_message,
     tensor_payload,
     truncate,
