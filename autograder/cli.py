@@ -66,7 +66,13 @@ def _prepare(args: argparse.Namespace) -> int:
     except ProfileError as error:
         return _usage_error("prepare", str(error))
     try:
-        prepare(profile, stl10_source=args.stl10, flickr8k_source=args.flickr8k)
+        prepare(
+            profile,
+            stl10_source=args.stl10,
+            flickr8k_source=args.flickr8k,
+            text_model=args.text_model,
+            image_weights=args.image_weights,
+        )
     except PrepareError as error:
         print(f"prepare failed: {error}", file=sys.stderr)
         return 2
@@ -267,6 +273,12 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
     prepare.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
     prepare.add_argument("--stl10", metavar="PATH", help="folder containing stl10_binary/ (real profiles)")
     prepare.add_argument("--flickr8k", metavar="PATH_OR_URL", help="Flickr8k folder or zip URL (real profiles)")
+    prepare.add_argument(
+        "--text-model", metavar="PATH", help="local DistilBERT folder (save_pretrained or a hub snapshot); offline"
+    )
+    prepare.add_argument(
+        "--image-weights", metavar="PATH", help="local ResNet50 weights (torchvision's .pth, .safetensors, its folder)"
+    )
     prepare.set_defaults(handler=_prepare)
 
     calibrate = commands.add_parser("calibrate", help="grade the reference with N seeds and set the thresholds")

@@ -8,6 +8,7 @@ grading afterwards is offline. The cache layout is described by `PreparedPaths`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import urllib.error
@@ -129,8 +130,17 @@ def prepared_manifest(profile: Profile) -> dict:
     return manifest
 
 
-def prepare(profile: Profile, *, stl10_source: str | None = None, flickr8k_source: str | None = None) -> dict:
-    """Make the profile's cache; returns its manifest. Idempotent."""
+def prepare(
+    profile: Profile,
+    *,
+    stl10_source: str | None = None,
+    flickr8k_source: str | None = None,
+    text_model: str | None = None,
+    image_weights: str | None = None,
+) -> dict:
+    """Make the profile's cache; returns its manifest. Idempotent. A real profile takes its backbones from
+    `text_model` (a folder `save_pretrained` wrote, or a hub snapshot) and `image_weights` (torchvision's
+    checkpoint, a safetensors file, or a folder holding torchvision's checkpoint) when given, offline."""
     paths = PreparedPaths(profile.cache_dir())
     try:
         return prepared_manifest(profile)
@@ -144,7 +154,7 @@ def prepare(profile: Profile, *, stl10_source: str | None = None, flickr8k_sourc
         _synthetic_backbones(profile, paths, flickr8k_root)
     else:
         stl10_root, flickr8k_root = _real_data(profile, paths, stl10_source, flickr8k_source)
-        _real_backbones(profile, paths)
+        _real_backbones(profile, paths, text_model=text_model, image_weights=image_weights)
     _tensors(profile, paths, stl10_root, flickr8k_root)
     manifest = {
         "profile": profile.name,
@@ -291,32 +301,78 @@ def _real_data(
     return stl10_root, flickr_root
 
 
-def _real_backbones(profile: Profile, paths: PreparedPaths) -> None:
-    """Fetch the pretrained backbones once through their libraries, then keep offline copies in the cache."""
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def go_offline(reason: str) -> None:
+    """Set the Hugging Face hub offline for this process, and say so: without it, a hub that cannot be reached
+    costs minutes of retries before the local copy is used (142 s measured)."""
+    if all(os.environ.get(name) == "1" for name in OFFLINE_VARIABLES):
+        return
+    os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
+    print(f"  {reason}: the Hugging Face hub is set offline (HF_HUB_OFFLINE=1), no network is tried", flush=True)
+
+
+def _image_state(profile: Profile, source: str | None) -> dict[str, torch.Tensor]:
+    """The ResNet50 weights: from `source` (a file, or a folder holding torchvision's checkpoint by its own
+    name), else through torchvision, which downloads them once into its hub cache."""
     import torchvision
+
+    weights = torchvision.models.ResNet50_Weights[profile.backbones["image"]["weights"]]
+    checkpoint = weights.url.rsplit("/", 1)[-1]
+    if source is None:
+        try:
+            return weights.get_state_dict(progress=True)
+        except (urllib.error.URLError, OSError, RuntimeError) as error:
+            raise PrepareError(
+                f"cannot fetch the ResNet50 {weights.name} weights ({error}); run prepare once with network, give "
+                f"the file with `prepare --image-weights PATH`, or put {checkpoint} in torch's hub cache "
+                "(TORCH_HOME)/hub/checkpoints/"
+            ) from error
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = path / checkpoint
+    if not path.is_file():
+        raise PrepareError(f"--image-weights {source}: no such file (expected torchvision's {checkpoint} or a file)")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:  # torchvision's checkpoint is a pickle: tensors only, never arbitrary objects
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        torchvision.models.resnet50().load_state_dict(state)
+    except Exception as error:  # torch's and safetensors' own errors: not a checkpoint, other layers, ...
+        raise PrepareError(f"--image-weights {path}: not the weights of a torchvision ResNet50 ({error})") from None
+    return state
+
+
+def _real_backbones(
+    profile: Profile, paths: PreparedPaths, *, text_model: str | None = None, image_weights: str | None = None
+) -> None:
+    """Fetch the pretrained backbones once through their libraries, or take the local copies given, then keep
+    offline copies in the cache."""
+    if text_model is not None:
+        go_offline(f"using the local text model {text_model}")
     from transformers import AutoModel, AutoTokenizer
 
     def resnet(partial: Path) -> None:
-        weights = torchvision.models.ResNet50_Weights[profile.backbones["image"]["weights"]]
-        try:
-            state = weights.get_state_dict(progress=True)
-        except (urllib.error.URLError, OSError, RuntimeError) as error:
-            raise PrepareError(
-                f"cannot fetch the ResNet50 {weights.name} weights ({error}); run prepare once with network, or put "
-                f"{weights.url.rsplit('/', 1)[-1]} in torch's hub cache (TORCH_HOME)/hub/checkpoints/"
-            ) from error
+        state = _image_state(profile, image_weights)
         save_file({k: v.contiguous() for k, v in state.items()}, str(partial))
 
     def distilbert(partial: Path) -> None:
-        name = profile.backbones["text"]["name"]
+        name = profile.backbones["text"]["name"] if text_model is None else str(Path(text_model).expanduser())
         try:
-            AutoTokenizer.from_pretrained(name).save_pretrained(partial)
-            AutoModel.from_pretrained(name).save_pretrained(partial)
+            AutoTokenizer.from_pretrained(name, local_files_only=text_model is not None).save_pretrained(partial)
+            AutoModel.from_pretrained(name, local_files_only=text_model is not None).save_pretrained(partial)
         except OSError as error:
-            raise PrepareError(
-                f"cannot load {name} ({error}); run prepare once with network, or fill the Hugging Face cache "
-                "(HF_HOME) with it"
-            ) from error
+            how = (
+                "give a folder that `save_pretrained` wrote, or a hub snapshot of it"
+                if text_model is not None
+                else "run prepare once with network, give a local copy with `prepare --text-model PATH`, or fill "
+                "the Hugging Face cache (HF_HOME) with it and set HF_HUB_OFFLINE=1"
+            )
+            raise PrepareError(f"cannot load {name} ({error}); {how}") from error
 
     _step("image backbone", paths.image_weights, lambda: _atomic_file(paths.image_weights, resnet))
     _step("text model", paths.text_model, lambda: _atomic_dir(paths.text_model, distilbert))

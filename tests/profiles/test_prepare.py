@@ -1,11 +1,13 @@
 """`prepare`: the synthetic profile from nothing, idempotence, and the real profile's failures offline."""
 
 import json
+import os
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from autograder.data import flickr8k, stl10
@@ -109,3 +111,39 @@ def test_an_interrupted_prepare_resumes_but_a_changed_profile_starts_afresh(tmp_
     _start_or_resume(paths, "version-2")
     assert not step_output.exists()  # another version: nothing stale is reused
     assert (paths.root / "fingerprint").read_text() == "version-2"
+
+
+def test_real_backbones_from_local_copies_prepare_offline_and_say_so(tmp_path, synthetic, monkeypatch, capsys):
+    """`--text-model PATH` and `--image-weights PATH`: the cache gets copies of exactly those, with the hub set
+    offline by prepare itself (no network retries), which it says."""
+    import torchvision
+
+    from autograder.profiles.prepare import _real_backbones
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    state = torchvision.models.resnet50().state_dict()
+    weights = tmp_path / "torch-hub" / "resnet50-11ad3fa6.pth"  # torchvision's own name for IMAGENET1K_V2
+    weights.parent.mkdir()
+    torch.save(state, weights)
+    text_model = PreparedPaths(synthetic.cache_dir()).text_model  # a folder written by save_pretrained
+    paths = PreparedPaths(tmp_path / "cache")
+    paths.image_weights.parent.mkdir(parents=True)
+    _real_backbones(load_profile("stl10"), paths, text_model=str(text_model), image_weights=str(weights.parent))
+    printed = capsys.readouterr().out
+    assert f"using the local text model {text_model}: the Hugging Face hub is set offline" in printed
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    copied = load_file(str(paths.image_weights))
+    assert copied.keys() == state.keys() and torch.equal(copied["fc.weight"], state["fc.weight"])
+    assert (paths.text_model / "config.json").read_text() == (text_model / "config.json").read_text()
+
+
+def test_local_image_weights_that_are_not_resnet50_are_refused_saying_why(tmp_path, synthetic):
+    from autograder.profiles.prepare import PrepareError, _image_state
+
+    wrong = tmp_path / "small.pth"
+    torch.save({"weight": torch.zeros(3)}, wrong)
+    with pytest.raises(PrepareError, match=r"small.pth: not the weights of a torchvision ResNet50"):
+        _image_state(load_profile("stl10"), str(wrong))
+    with pytest.raises(PrepareError, match=r"no such file \(expected torchvision's resnet50-11ad3fa6.pth"):
+        _image_state(load_profile("stl10"), str(tmp_path))
