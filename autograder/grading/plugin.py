@@ -17,6 +17,7 @@ from autograder.grading.memory import MemoryLimit, grader_memory_bytes
 from autograder.grading.reference import ReferenceRunner
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import load_profile
+from autograder.profiles.timing import training_test_seconds, worker_limits
 from autograder.results.figures import Figures
 from autograder.results.plugin import DID_NOT_FINISH, get_plugin
 from autograder.worker.client import Worker
@@ -120,7 +121,8 @@ class GradingPlugin:
     def worker(self, submission: Submission) -> Worker:
         """The sandboxed worker holding the provided code and the submission's definitions."""
         if self.worker_instance is None:
-            options = {"deadline": self.deadline, **self.worker_options}
+            limits = worker_limits(load_profile(self.profile))
+            options = {"deadline": self.deadline, "limits": limits, **self.worker_options}
             self.worker_instance = Worker(submission, profile=self.profile, **options)
         return self.worker_instance
 
@@ -156,9 +158,15 @@ class GradingPlugin:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
-        """Bound the test's time limit by the grade's deadline (pytest-timeout reads the closest marker), and
-        record a component that ran out of time during it."""
+        """Give a training test the time its profile's budgets need (`profiles.timing`), bound the test's time
+        limit by the grade's deadline (pytest-timeout reads the closest marker), and record a component that
+        ran out of time during it."""
         own = _own_timeout(item)
+        if item.get_closest_marker("training") is not None and own > 0:
+            needed = training_test_seconds(load_profile(self.profile))
+            if needed > own:
+                item.add_marker(pytest.mark.timeout(needed), append=False)
+                own = needed
         remaining = self.deadline.remaining()
         if 0 < remaining and (own <= 0 or remaining < own):
             item.add_marker(pytest.mark.timeout(remaining), append=False)

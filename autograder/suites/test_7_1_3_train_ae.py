@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from autograder.profiles.timing import training_call_seconds
 from autograder.worker.protocol import Observation
 
 LOSS_TOLERANCE = 1e-4  # relative
@@ -109,7 +110,7 @@ def method1_run(worker, profile, expected_features) -> Observation:
     budgets = profile.grading_budgets
     return worker.call(
         "method1_features",
-        timeout=TRAINING_TIMEOUT,
+        timeout=max(TRAINING_TIMEOUT, training_call_seconds(profile, "method1")),
         expect=expected_features,
         epochs=budgets.ae_epochs,
         seed=profile.seed,

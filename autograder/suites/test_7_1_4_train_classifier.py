@@ -10,6 +10,7 @@ import re
 import pytest
 
 from autograder.ingest.static import keyword_arguments_of_calls
+from autograder.profiles.timing import training_call_seconds
 from autograder.training.probe import accuracy
 from autograder.worker.protocol import Observation, encode_tensors
 
@@ -131,7 +132,7 @@ def _method_run(worker, profile, labels_argument, probe: str) -> Observation:
     budgets = profile.grading_budgets
     return worker.call(
         probe,
-        timeout=TRAINING_TIMEOUT,
+        timeout=max(TRAINING_TIMEOUT, training_call_seconds(profile, probe.split("_")[0])),  # "method2_logits": method2
         labels=labels_argument,
         epochs=budgets.probe_epochs,
         seed=profile.seed,

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.grading.loops import loop_verdict
+from autograder.profiles.timing import training_call_seconds
 from autograder.worker.protocol import encode_tensors
 
 TEMPERATURE = 0.07
@@ -248,7 +249,7 @@ def clip_training(worker, profile, expected_features):
     """The one CLIP training run of a grading run: the student's CLIPModel, everything else standard."""
     return worker.call(
         "clip_training_features",
-        timeout=TRAINING_TIMEOUT,
+        timeout=max(TRAINING_TIMEOUT, training_call_seconds(profile, "clip")),
         expect=expected_features,
         epochs=profile.grading_budgets.clip_epochs,
         seed=profile.seed,

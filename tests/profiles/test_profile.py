@@ -89,9 +89,9 @@ def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
 
 
 def test_grading_budgets_default_to_the_notebooks(tmp_path):
-    raw = json.loads(load_profile("stl10").path.read_text())
+    raw = json.loads(load_profile("synthetic-full").path.read_text())
     assert "grading_budgets" not in raw
-    profile = load_profile("stl10")
+    profile = load_profile("synthetic-full")
     assert profile.grading_budgets == profile.budgets
 
 
