@@ -8,6 +8,9 @@
 # overridden by the environment variable of the same name:
 #   AUTOGRADER_PROFILE   profile to prepare and grade with (default synthetic)
 #   PS7_FLICKR8K         Flickr8k folder or zip URL, passed to `prepare --flickr8k` (real profiles)
+#   PS7_STL10            STL-10: a folder holding stl10_binary/ (passed to `prepare --stl10`), or the URL of the
+#                        course's copy of stl10_binary.tar.gz (downloaded and unpacked here first); unset, prepare
+#                        downloads it from Stanford (real profiles)
 # Environment only:
 #   PS7_TORCH_INDEX      where torch and torchvision come from (default: the PyTorch CPU index; empty: the
 #                        default package index, i.e. the CUDA build)
@@ -42,6 +45,7 @@ setting() {
 
 profile="$(setting AUTOGRADER_PROFILE synthetic)"
 flickr8k="$(setting PS7_FLICKR8K "")"
+stl10="$(setting PS7_STL10 "")"
 [ -f "$requirements" ] || die "$requirements is missing; build the upload with \`python -m autograder zip\`."
 torch_pin="$(grep -E '^torch==' "$requirements")" || die "no torch==VERSION line in $requirements"
 torchvision_pin="$(grep -E '^torchvision==' "$requirements")" || die "no torchvision==VERSION line in $requirements"
@@ -92,6 +96,19 @@ print("namespaces: available" if problem is None else f"WARNING: namespaces unav
 step "prepare profile $profile"
 prepare=("$python" -m autograder prepare --profile "$profile")
 [ -z "$flickr8k" ] || prepare+=(--flickr8k "$flickr8k")
+case "$stl10" in
+    "") ;;
+    http://*|https://*)
+        stl10_folder="$here/data/stl10"
+        run mkdir -p "$stl10_folder"
+        run curl --fail --location --retry 3 --output "$stl10_folder/stl10_binary.tar.gz" "$stl10" \
+            || die "could not download STL-10 from $stl10 (PS7_STL10)"
+        run tar -xzf "$stl10_folder/stl10_binary.tar.gz" -C "$stl10_folder" \
+            || die "$stl10 is not a tar.gz holding stl10_binary/ (PS7_STL10)"
+        run rm -f "$stl10_folder/stl10_binary.tar.gz"
+        prepare+=(--stl10 "$stl10_folder") ;;
+    *) prepare+=(--stl10 "$stl10") ;;
+esac
 run "${prepare[@]}" || die "prepare --profile $profile failed (see above)"
 
 step "permissions: source owned by root, writable by root only"

@@ -201,7 +201,7 @@ def _zip(args: argparse.Namespace) -> int:
 
     out = args.out or default_zip_path(args.profile)
     try:
-        names = build_zip(out, args.profile, flickr8k=args.flickr8k)
+        names = build_zip(out, args.profile, flickr8k=args.flickr8k, stl10=args.stl10)
     except ZipError as error:
         print(f"zip failed: {error}", file=sys.stderr)
         return 2
@@ -310,6 +310,7 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
     zip_.add_argument("--out", type=Path, help="the zip to write (build/ps7-gradescope-PROFILE.zip)")
     zip_.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile Gradescope grades with ({DEFAULT_PROFILE})")
     zip_.add_argument("--flickr8k", metavar="PATH_OR_URL", help="Flickr8k for setup.sh's prepare (real profiles)")
+    zip_.add_argument("--stl10", metavar="PATH_OR_URL", help="STL-10 folder or .tar.gz URL (real profiles)")
     zip_.set_defaults(handler=_zip)
 
     batch = commands.add_parser("batch", help="grade a folder of submissions in parallel: results, CSV, histogram")

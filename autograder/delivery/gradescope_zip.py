@@ -37,9 +37,9 @@ def default_zip_path(profile: str) -> Path:
     return REPO_ROOT / "build" / f"ps7-gradescope-{profile}.zip"
 
 
-def config_text(profile: str, flickr8k: str | None = None) -> str:
+def config_text(profile: str, flickr8k: str | None = None, stl10: str | None = None) -> str:
     """autograder_config.env: the settings setup.sh and run_autograder read (the environment overrides them)."""
-    values = {"AUTOGRADER_PROFILE": profile, "PS7_FLICKR8K": flickr8k}
+    values = {"AUTOGRADER_PROFILE": profile, "PS7_FLICKR8K": flickr8k, "PS7_STL10": stl10}
     lines = ["# Written by `python -m autograder zip`; read by setup.sh and run_autograder."]
     for name, value in values.items():
         if value is None:
@@ -70,11 +70,14 @@ def _entry(name: str, mode: int) -> zipfile.ZipInfo:
     return info
 
 
-def build_zip(out: Path, profile: str, *, flickr8k: str | None = None, root: Path = REPO_ROOT) -> list[str]:
+def build_zip(
+    out: Path, profile: str, *, flickr8k: str | None = None, stl10: str | None = None, root: Path = REPO_ROOT
+) -> list[str]:
     """Write the upload to `out` (atomically) and return its entry names.
 
     `profile` must be one of the package's profiles: a profile file elsewhere would not be in the zip.
-    `flickr8k` is recorded for `setup.sh` to pass to `prepare --flickr8k` (real profiles only).
+    `flickr8k` and `stl10` (a folder, or a URL of stl10_binary.tar.gz) are recorded for `setup.sh`'s prepare
+    (real profiles only).
     """
     if profile not in available_profiles():
         raise ZipError(f"unknown profile {profile!r}; the zip can carry: {', '.join(available_profiles())}")
@@ -83,7 +86,7 @@ def build_zip(out: Path, profile: str, *, flickr8k: str | None = None, root: Pat
             raise ZipError(f"{root / name} is missing; the upload needs it")
     entries: list[tuple[str, int, bytes]] = [(name, 0o755, (root / name).read_bytes()) for name in SCRIPTS]
     entries += [(name, 0o644, (root / name).read_bytes()) for name in ROOT_FILES]
-    entries.append((CONFIG_NAME, 0o644, config_text(profile, flickr8k).encode()))
+    entries.append((CONFIG_NAME, 0o644, config_text(profile, flickr8k, stl10).encode()))
     entries += [(path.as_posix(), 0o644, (root / path).read_bytes()) for path in package_files(root)]
     entries.sort(key=lambda entry: entry[0])
 

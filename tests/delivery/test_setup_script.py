@@ -107,3 +107,17 @@ def test_every_runtime_dependency_is_pinned_within_pyproject_bounds():
         assert pin is not None, f"{dependency.name} is not pinned in requirements-gradescope.txt"
         (exact,) = pin.specifier
         assert exact.operator == "==" and dependency.specifier.contains(exact.version), (dependency, pin)
+
+
+def test_stl10_from_a_course_url_is_downloaded_and_unpacked_before_prepare_and_a_folder_is_passed_on(source):
+    url = "https://course.example.org/stl10_binary.tar.gz"
+    done = dry_run(source, PS7_STL10=url)
+    assert done.returncode == 0, done.stderr
+    lines = commands(done.stdout)
+    folder = str(source / "data" / "stl10")
+    download, unpacked = first(lines, f"^curl .*{re.escape(url)}"), first(lines, f"^tar -xzf .* -C {re.escape(folder)}")
+    prepare = first(lines, "autograder prepare")
+    assert download < unpacked < prepare and f"--stl10 {folder}" in lines[prepare]
+    local = commands(dry_run(source, PS7_STL10="/data/stl10").stdout)
+    assert "--stl10 /data/stl10" in local[first(local, "autograder prepare")]
+    assert not any(line.startswith("curl") for line in local)
