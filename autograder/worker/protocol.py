@@ -161,8 +161,8 @@ def announced_bytes(message: dict[str, Any], limit: int) -> int | None:
         raise ProtocolError(f"response '{TENSOR_BYTES_FIELD}' must be a byte count, got {str(size)[:40]!r}")
     if size > limit:
         raise ProtocolError(
-            f"the answer's tensors ({size:,} bytes) exceed the limit of {limit:,} bytes, the most that the tensors "
-            "this test expects can take; the worker sent more, or larger, tensors than it was asked for"
+            f"the answer's tensor payload of {size:,} bytes exceeds the limit of {limit:,} bytes, the most that the "
+            "tensors this test expects can take; the worker sent more, or larger, tensors than it was asked for"
         )
     return size
 

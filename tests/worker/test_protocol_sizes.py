@@ -87,7 +87,7 @@ def test_an_answer_larger_than_expected_is_refused_unread_and_the_next_call_gets
     observation = _rows(worker, IMAGES, 2 * WIDTH, expect)
     assert not observation.ok
     limit = response_limit(expect)
-    assert f"exceed the limit of {limit:,} bytes" in observation.error, observation.error
+    assert f"exceeds the limit of {limit:,} bytes" in observation.error, observation.error
     assert _peak_rss_bytes() - peak < IMAGES * 2 * WIDTH * 4 // 2
     starts = worker.starts
     assert _rows(worker, 2, 3, {}).ok and worker.starts == starts + 1
@@ -114,7 +114,7 @@ def test_a_weight_sized_answer_crosses_when_declared_and_is_refused_when_not(wor
     assert observation.tensors["output"].shape == (1, RESNET50_PARAMETERS)
     assert float(observation.tensors["output"][0, -1]) == float(torch.tensor(RESNET50_PARAMETERS - 1.0))
     undeclared = _rows(worker, 1, RESNET50_PARAMETERS, {})
-    assert not undeclared.ok and f"exceed the limit of {MAX_RESPONSE_BYTES:,} bytes" in undeclared.error
+    assert not undeclared.ok and f"exceeds the limit of {MAX_RESPONSE_BYTES:,} bytes" in undeclared.error
 
 
 def test_resnet50_weights_decode_within_the_limit_their_specs_give():
@@ -127,7 +127,7 @@ def test_resnet50_weights_decode_within_the_limit_their_specs_give():
     assert announced_bytes({"tensor_bytes": len(payload)}, limit) == len(payload)
     observation = observation_from_response({"ok": True}, limit, expect, payload)
     assert all(torch.equal(observation.tensors[name], tensor) for name, tensor in weights.items())
-    with pytest.raises(ProtocolError, match="exceed the limit"):
+    with pytest.raises(ProtocolError, match="exceeds the limit"):
         announced_bytes({"tensor_bytes": limit + 1}, limit)
     with pytest.raises(ProtocolError, match="must be a byte count"):
         announced_bytes({"tensor_bytes": -1}, limit)
