@@ -4,8 +4,8 @@ Grades the reference on `synthetic-full` (STL-10's and Flickr8k's real sizes, Re
 with random weights: real costs, meaningless accuracies) with the grading budgets, deadline and device of
 `--budgets` (default `stl10`), and reports the wall time and the peak memory (grader and worker together) of
 each phase: start-up until the first test ends, then each component's tests, whose end the results file
-(rewritten after every test) shows. Training happens in the first test that needs it, so 7.1.3 holds the
-autoencoder, 7.1.4 Methods II and III, 7.2.2 CLIP and its probe's features.
+(rewritten after every test, listing the tests not run yet as such) shows. Training happens in the first test
+that needs it, so 7.1.3 holds the autoencoder, 7.1.4 Methods II and III, 7.2.2 CLIP and its probe's features.
 
 Run: nice -n 10 .venv/bin/python bench/real_sizes.py [--budgets stl10] [--profile synthetic-full]
 (prepares the profile first when needed: about 20 minutes on 2 cores). `bench/gpu.sh` runs it with
@@ -30,6 +30,7 @@ from budgets import REFERENCE, _tree_rss_bytes  # noqa: E402 - the sibling bench
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from autograder.profiles.profile import load_profile  # noqa: E402
+from autograder.results.plugin import NOT_RUN_OUTPUT  # noqa: E402
 
 PHASE_KEYS = ("grading_budgets", "deadline_minutes", "device", "costs")
 
@@ -61,7 +62,8 @@ def timed_grade(profile: Path, results: Path, env: dict[str, str]) -> tuple[list
     reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
     reader.start()
     phases: list[tuple[str, float, int]] = []
-    seen, mark, peak, total_peak = 0, started, 0, 0
+    seen: set[str] = set()
+    mark, peak, total_peak = started, 0, 0
     while process.poll() is None:
         rss = _tree_rss_bytes(process.pid)
         peak, total_peak = max(peak, rss), max(total_peak, rss)
@@ -69,7 +71,10 @@ def timed_grade(profile: Path, results: Path, env: dict[str, str]) -> tuple[list
             tests = json.loads(results.read_text()).get("tests", [])
         except (OSError, ValueError):
             tests = []
-        for test in tests[seen:]:
+        for test in tests:
+            if test.get("output") == NOT_RUN_OUTPUT or test.get("number") in seen:
+                continue  # listed from the start, not run yet; or counted already
+            seen.add(test.get("number"))
             now = time.monotonic()
             phase = "start-up and first test" if not phases else _component(test.get("name", "?"))
             if phases and phases[-1][0] == phase:
@@ -78,7 +83,6 @@ def timed_grade(profile: Path, results: Path, env: dict[str, str]) -> tuple[list
             else:
                 phases.append((phase, now - mark, peak))
             mark, peak = now, 0
-        seen = max(seen, len(tests))
         time.sleep(0.5)
     reader.join()
     now = time.monotonic()
