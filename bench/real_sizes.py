@@ -24,10 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from budgets import REFERENCE, _tree_rss_bytes  # noqa: E402 - the sibling benchmark's memory sampler
-
 REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "reference" / "ps7_solution.ipynb"
 sys.path.insert(0, str(REPO))
 from autograder.profiles.profile import load_profile  # noqa: E402
 from autograder.results.plugin import NOT_RUN_OUTPUT  # noqa: E402
@@ -47,13 +45,41 @@ def budget_profile(profile: str, budgets: str, folder: Path) -> Path:
     return path
 
 
+def tree_usage(root: int) -> tuple[int, float]:
+    """Resident bytes and CPU seconds (user + system) of `root` and its live descendants, from /proc. CPU
+    seconds say what a phase costs whatever else shares the machine: on 2 idle cores, wall >= CPU / 2."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    usage: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            pages = int((entry / "statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        usage[int(entry.name)] = (pages * os.sysconf("SC_PAGE_SIZE"), (int(fields[11]) + int(fields[12])) / tick)
+    rss, cpu, pending = 0, 0.0, [root]
+    while pending:
+        pid = pending.pop()
+        rss += usage.get(pid, (0, 0.0))[0]
+        cpu += usage.get(pid, (0, 0.0))[1]
+        pending.extend(children.get(pid, []))
+    return rss, cpu
+
+
 def _component(name: str) -> str:
     return ".".join(name.split(" ", 1)[0].split(".")[:3])
 
 
-def timed_grade(profile: Path, results: Path, env: dict[str, str]) -> tuple[list[tuple[str, float, int]], float, int]:
-    """Grade the reference; returns (phase, seconds, peak bytes) per phase in order, the total seconds and the
-    total peak."""
+Phase = tuple[str, float, float, int]  # name, wall seconds, CPU seconds, peak bytes
+
+
+def timed_grade(profile: Path, results: Path, env: dict[str, str]) -> tuple[list[Phase], float, int]:
+    """Grade the reference; returns the phases in order, the total seconds and the total peak. CPU seconds of
+    a worker that ended within a phase (killed at a timeout) count up to its last sample."""
     command = [sys.executable, "-m", "autograder", "grade", str(REFERENCE), "--results", str(results)]
     command += ["--profile", str(profile), "--suite", "all"]
     started = time.monotonic()
@@ -61,11 +87,23 @@ def timed_grade(profile: Path, results: Path, env: dict[str, str]) -> tuple[list
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
     reader.start()
-    phases: list[tuple[str, float, int]] = []
+    phases: list[Phase] = []
     seen: set[str] = set()
-    mark, peak, total_peak = started, 0, 0
+    mark, peak, total_peak, cpu_spent, last_cpu = started, 0, 0, 0.0, 0.0
+
+    def close(phase: str, now: float) -> None:
+        nonlocal mark, peak, cpu_spent
+        if phases and phases[-1][0] == phase:
+            _, seconds, cpu, before = phases.pop()
+            phases.append((phase, seconds + now - mark, cpu + cpu_spent, max(before, peak)))
+        else:
+            phases.append((phase, now - mark, cpu_spent, peak))
+        mark, peak, cpu_spent = now, 0, 0.0
+
     while process.poll() is None:
-        rss = _tree_rss_bytes(process.pid)
+        rss, cpu = tree_usage(process.pid)
+        cpu_spent += max(0.0, cpu - last_cpu)  # a process that ended takes its CPU seconds out of the sum
+        last_cpu = cpu
         peak, total_peak = max(peak, rss), max(total_peak, rss)
         try:
             tests = json.loads(results.read_text()).get("tests", [])
@@ -75,18 +113,11 @@ def timed_grade(profile: Path, results: Path, env: dict[str, str]) -> tuple[list
             if test.get("output") == NOT_RUN_OUTPUT or test.get("number") in seen:
                 continue  # listed from the start, not run yet; or counted already
             seen.add(test.get("number"))
-            now = time.monotonic()
-            phase = "start-up and first test" if not phases else _component(test.get("name", "?"))
-            if phases and phases[-1][0] == phase:
-                _, seconds, before = phases.pop()
-                phases.append((phase, seconds + now - mark, max(before, peak)))
-            else:
-                phases.append((phase, now - mark, peak))
-            mark, peak = now, 0
+            close("start-up and first test" if not phases else _component(test.get("name", "?")), time.monotonic())
         time.sleep(0.5)
     reader.join()
     now = time.monotonic()
-    phases.append(("end (results, reports)", now - mark, peak))
+    close("end (results, reports)", now)
     if process.returncode != 0:
         print("".join(output)[-4000:])
     return phases, now - started, total_peak
@@ -112,10 +143,12 @@ def main() -> None:
     failed = [test["name"] for test in document["tests"] if test.get("score", 0) < test["max_score"]]
     print(f"profile {args.profile} with the grading budgets of {args.budgets}: {budgets}")
     print(f"cores {os.cpu_count()}, load average before {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
-    print("| phase | wall | peak memory (grader + worker) |\n|---|---|---|")
-    for phase, phase_seconds, phase_peak in phases:
-        print(f"| {phase} | {phase_seconds:.0f} s | {phase_peak / 2**30:.2f} GiB |")
-    print(f"| **whole grade** | **{seconds:.0f} s ({seconds / 60:.1f} min)** | **{peak / 2**30:.2f} GiB** |")
+    print("| phase | wall | CPU (grader + worker) | peak memory (grader + worker) |\n|---|---|---|---|")
+    for phase, phase_seconds, cpu, phase_peak in phases:
+        print(f"| {phase} | {phase_seconds:.0f} s | {cpu:.0f} s | {phase_peak / 2**30:.2f} GiB |")
+    cpu = sum(phase[2] for phase in phases)
+    whole = f"**{seconds:.0f} s ({seconds / 60:.1f} min)** | **{cpu:.0f} s** | **{peak / 2**30:.2f} GiB**"
+    print(f"| **whole grade** | {whole} |")
     print(f"score {score}; load average after {os.getloadavg()[0]:.1f}")
     print(f"tests below full marks (random backbones: accuracies mean nothing): {failed}")
 
