@@ -105,7 +105,7 @@ def _run_grade(
     (or, with `as_json`, only the results document on stdout). The exit status is in the module docstring."""
     from autograder.grading import grade
     from autograder.grading.grade import SUBMISSION_SUFFIXES, TOTAL_POINTS, NothingSelected
-    from autograder.profiles.prepare import PrepareError, prepare
+    from autograder.profiles.layout import NotPreparedError, prepared_manifest
     from autograder.profiles.profile import ProfileError, load_profile
     from autograder.results import fallback_results, format_reasons, format_summary, format_table, write_results
 
@@ -120,11 +120,16 @@ def _run_grade(
     except ProfileError as error:
         return _usage_error(command, str(error))
     try:
-        prepare(loaded)
-    except PrepareError as error:
-        print(f"cannot grade: profile {profile!r} could not be prepared: {error}", file=sys.stderr)
-        write_results(fallback_results(f"The autograder's profile {profile!r} is not available: {error}"), results)
-        return GRADER_ERROR
+        prepared_manifest(loaded)  # current: `prepare`, which imports torch, is not needed
+    except NotPreparedError:
+        from autograder.profiles.prepare import PrepareError, prepare
+
+        try:
+            prepare(loaded)
+        except PrepareError as error:
+            print(f"cannot grade: profile {profile!r} could not be prepared: {error}", file=sys.stderr)
+            write_results(fallback_results(f"The autograder's profile {profile!r} is not available: {error}"), results)
+            return GRADER_ERROR
     notes = sys.stderr if as_json else sys.stdout
     try:
         with contextlib.redirect_stdout(notes):
