@@ -233,7 +233,7 @@ def _student_package(args: argparse.Namespace) -> int:
     from autograder.delivery.student_package import StudentPackageError, build_student_package
 
     try:
-        package = build_student_package(args.out)
+        package = build_student_package(args.out, url=args.url)
     except StudentPackageError as error:
         print(f"student-package failed: {error}", file=sys.stderr)
         return 2
@@ -321,6 +321,9 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
         "student-package", help="write what students get: the template notebook and a wheel of the public checks"
     )
     student.add_argument("--out", type=Path, required=True, help="the folder to write them into")
+    student.add_argument(
+        "--url", help="where students will download the wheel from: the template's last cell installs it from there"
+    )
     student.set_defaults(handler=_student_package)
     return parser
 
