@@ -69,7 +69,7 @@ def test_the_check_cell_installs_the_checks_and_checks_its_own_notebook(outside,
     ).stdout.strip()
     Path(site, "heavy-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     bare = {"PATH": os.environ["PATH"]}
-    absent = subprocess.run([str(python), "-c", "import autograder"], capture_output=True, env=bare)
+    absent = subprocess.run([str(python), "-c", "import autograder"], capture_output=True, env=bare, cwd=outside)
     assert absent.returncode != 0, "the fresh environment must not see this checkout's autograder"
     kernels = outside / "jupyter" / "kernels" / "ps7-student"
     kernels.mkdir(parents=True)
@@ -97,6 +97,6 @@ def test_the_check_cell_installs_the_checks_and_checks_its_own_notebook(outside,
     assert "Public tests: 5.1 / 5.1 points" in printed, printed[-3000:]
     assert ADVISORY in printed
     installed = subprocess.run(
-        [str(python), "-c", "import autograder; print(autograder.__file__)"], capture_output=True, text=True
+        [str(python), "-c", "import autograder; print(autograder.__file__)"], capture_output=True, text=True, cwd=work
     )
     assert installed.stdout.strip().startswith(site), installed
