@@ -111,7 +111,7 @@ def _run_grade(
     (or, with `as_json`, only the results document on stdout). The exit status is in the module docstring."""
     from autograder.grading import grade
     from autograder.grading.grade import SUBMISSION_SUFFIXES, TOTAL_POINTS, NothingSelected
-    from autograder.profiles.prepare import PrepareError, prepare
+    from autograder.profiles.layout import NotPreparedError, prepared_manifest
     from autograder.profiles.profile import ProfileError, load_profile
     from autograder.results import fallback_results, format_reasons, format_summary, format_table, write_results
 
@@ -126,11 +126,16 @@ def _run_grade(
     except ProfileError as error:
         return _usage_error(command, str(error))
     try:
-        prepare(loaded)
-    except PrepareError as error:
-        print(f"cannot grade: profile {profile!r} could not be prepared: {error}", file=sys.stderr)
-        write_results(fallback_results(f"The autograder's profile {profile!r} is not available: {error}"), results)
-        return GRADER_ERROR
+        prepared_manifest(loaded)  # current: `prepare`, which imports torch, is not needed
+    except NotPreparedError:
+        from autograder.profiles.prepare import PrepareError, prepare
+
+        try:
+            prepare(loaded)
+        except PrepareError as error:
+            print(f"cannot grade: profile {profile!r} could not be prepared: {error}", file=sys.stderr)
+            write_results(fallback_results(f"The autograder's profile {profile!r} is not available: {error}"), results)
+            return GRADER_ERROR
     notes = sys.stderr if as_json else sys.stdout
     try:
         with contextlib.redirect_stdout(notes):
@@ -234,7 +239,7 @@ def _student_package(args: argparse.Namespace) -> int:
     from autograder.delivery.student_package import StudentPackageError, build_student_package
 
     try:
-        package = build_student_package(args.out)
+        package = build_student_package(args.out, url=args.url)
     except StudentPackageError as error:
         print(f"student-package failed: {error}", file=sys.stderr)
         return 2
@@ -329,6 +334,9 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
         "student-package", help="write what students get: the template notebook and a wheel of the public checks"
     )
     student.add_argument("--out", type=Path, required=True, help="the folder to write them into")
+    student.add_argument(
+        "--url", help="where students will download the wheel from: the template's last cell installs it from there"
+    )
     student.set_defaults(handler=_student_package)
     return parser
 

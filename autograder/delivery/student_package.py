@@ -1,7 +1,8 @@
 """`student-package --out DIR`: what students get, built from this checkout and holding no secret.
 
-DIR receives the template notebook (`ps7.ipynb`, built from the one source) and a wheel that installs the
-package `autograder` with the public checks only (`python -m autograder check ps7.ipynb`):
+DIR receives the template notebook (`ps7.ipynb`, built from the one source; with `url`, its last cell installs the
+wheel from there and checks the notebook itself, `autograder.notebook`) and a wheel that installs the package
+`autograder` with the public checks only (`python -m autograder check ps7.ipynb`):
 
 - the modules the public checks import, found by following imports from the entry points (the command line,
   the worker, the notebook's profile seam, the suites' fixtures) and never any of `NEVER_SHIPPED`: no
@@ -35,10 +36,11 @@ PACKAGE = "autograder"
 DISTRIBUTION = "ps7_checks"
 PUBLIC_PROFILE_FILE = "autograder/profiles/public.json"
 NOTEBOOK_NAME = "ps7.ipynb"
-# Entry points of a public check: the command line, the worker's bootstrap, the seam the provided code imports,
-# and the suites' shared modules (the stripped suite files are followed too).
+# Entry points of a public check: the command line, the notebook's own check cell, the worker's bootstrap, the seam
+# the provided code imports, and the suites' shared modules (the stripped suite files are followed too).
 ROOT_MODULES = (
     "autograder.cli",
+    "autograder.notebook",
     "autograder.worker.server",
     "autograder.profiles.seam",
     "autograder.suites",
@@ -52,6 +54,8 @@ NEVER_SHIPPED = (
 )
 DATA_FILES = ("autograder/suites/pytest.ini", "autograder/results/templates/report.html.j2", PUBLIC_PROFILE_FILE)
 HIDDEN = "after_due_date"
+# What the template's check cell installs until a TA builds the package with the course's link (`--url`).
+CHECKS_URL_PLACEHOLDER = "https://COURSE-SITE/ps7_checks-0.1.0-py3-none-any.whl"
 MAIN_MODULE = '''"""`python -m autograder ...` of the student package: the public checks only."""
 
 import sys
@@ -339,17 +343,30 @@ def package_files(root: Path = REPO_ROOT) -> tuple[dict[str, bytes], dict[str, s
     return files, hidden
 
 
-def build_student_package(out: Path, root: Path = REPO_ROOT) -> StudentPackage:
-    """Write `out/ps7.ipynb` (the template) and `out/ps7_checks-VERSION-py3-none-any.whl`."""
+def template_text(url: str | None = None) -> str:
+    """The template notebook; with `url`, its check cell installs the checks from there."""
     from autograder.assignment.build import notebook_text
 
+    text = notebook_text(solution=False)
+    if url is None:
+        return text
+    if any(character in url for character in '"\\\n') or not url.strip():
+        raise StudentPackageError(f"--url {url!r}: give the link to the wheel, without quotes or backslashes")
+    if text.count(CHECKS_URL_PLACEHOLDER) != 1:
+        raise StudentPackageError(f"the template's check cell does not hold {CHECKS_URL_PLACEHOLDER} once")
+    return text.replace(CHECKS_URL_PLACEHOLDER, url)
+
+
+def build_student_package(out: Path, root: Path = REPO_ROOT, url: str | None = None) -> StudentPackage:
+    """Write `out/ps7.ipynb` (the template; with `url`, the link its check cell installs the checks from) and
+    `out/ps7_checks-VERSION-py3-none-any.whl`."""
     files, hidden = package_files(root)
     version, dependencies = _dependencies(root)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob(f"{DISTRIBUTION}-*.whl"):
         old.unlink()
     notebook = out / NOTEBOOK_NAME
-    notebook.write_text(notebook_text(solution=False))
+    notebook.write_text(template_text(url))
     wheel = _write_wheel(out, files, version, dependencies)
     return StudentPackage(notebook, wheel, files, hidden)
 

@@ -1,8 +1,10 @@
 """`grade(...)`: ingest -> pytest over the suites with the results plugin and the grading plugin -> results.
 
-pytest runs in this process (the trusted one); student code runs only in the worker the grading plugin
-starts. Whatever happens, a valid results file is left at `results_path`: the results plugin writes it
-after every test, and a grader failure replaces it with a fallback that lists the tests it knows of.
+pytest runs in this process (the trusted one); student code runs only in the worker, which starts loading
+as soon as the submission is read, before this process imports torch and the suites (the grading plugin
+imports them): the two interpreters' imports, seconds each, overlap. Whatever happens, a valid results file
+is left at `results_path`: the results plugin writes it after every test, and a grader failure replaces it
+with a fallback that lists the tests it knows of.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from typing import Any
 
 import pytest
 
-from autograder.grading.plugin import GradingPlugin
 from autograder.ingest import IngestError, ingest
+from autograder.ingest.extract import Submission
+from autograder.profiles.profile import load_profile
 from autograder.results.gradescope import Results, fallback_results, write_results
-from autograder.results.html import write_html
 from autograder.results.plugin import ResultsPlugin
+from autograder.worker.client import Worker
+from autograder.worker.deadline import Deadline
 from autograder.worker.protocol import truncate
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
@@ -93,6 +97,23 @@ def _read(submission_path: Path) -> tuple[Any, str | None]:
         return None, str(error)
 
 
+def _begun_worker(submission: Submission | None, profile: str, options: dict[str, Any]) -> Worker | None:
+    """A worker for `submission`, loading in the background, or None (no submission, or it cannot even be set up:
+    the grading plugin then makes its own at collection, and a test reports the problem as before)."""
+    if submission is None:
+        return None
+    try:
+        worker = Worker(submission, profile=profile, **options)
+    except Exception:  # noqa: BLE001 - reported where it was before: by the plugin's own worker, in a test
+        return None
+    try:
+        worker.begin()
+    except Exception:  # noqa: BLE001 - as above
+        worker.close()
+        return None
+    return worker
+
+
 def grade(
     submission_path: str | os.PathLike[str],
     results_path: str | os.PathLike[str],
@@ -116,9 +137,26 @@ def grade(
         raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
     results_path = Path(results_path)
     submission, error = _read(Path(submission_path))
-    grading = GradingPlugin(
-        submission, error, profile=profile, suite=suite, only=only, training=training, worker_options=worker_options
-    )
+    deadline = Deadline.for_grade(load_profile(profile).deadline_minutes)
+    worker = _begun_worker(submission, profile, {"deadline": deadline, **(worker_options or {})})
+    from autograder.grading.plugin import GradingPlugin  # imports torch and the probes
+
+    try:
+        grading = GradingPlugin(
+            submission,
+            error,
+            profile=profile,
+            suite=suite,
+            only=only,
+            training=training,
+            worker_options=worker_options,
+            deadline=deadline,
+            worker=worker,
+        )
+    except BaseException:
+        if worker is not None:
+            worker.close()
+        raise
     complete = suite == "all" and only is None and training is True
     results_plugin = ResultsPlugin(results_path, max_total=TOTAL_POINTS if complete else None)
     selection = _Selection(results_plugin, only)
@@ -142,6 +180,8 @@ def grade(
     finally:
         grading.close()
     if html is not None:
+        from autograder.results.html import write_html  # imports torch (figures)
+
         write_html(
             finished,
             grading.run_figures,

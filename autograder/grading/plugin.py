@@ -77,7 +77,8 @@ class GradingPlugin:
     component one of whose worker calls ran out of time (or whose test hit its time limit) fails its
     remaining tests at once with "did not finish", naming that call from this process's own records.
     Memory: `memory_bytes` ("default": `grading.memory.grader_memory_bytes()`; None: none) bounds this process's
-    address space while grading."""
+    address space while grading. `worker`: one already begun for `submission` (by `grade`, before this process
+    imported torch), used instead of a new one, and closed at collection when no selected test needs it."""
 
     def __init__(
         self,
@@ -91,6 +92,7 @@ class GradingPlugin:
         worker_options: dict[str, Any] | None = None,
         deadline: Deadline | None = None,
         memory_bytes: int | None | str = "default",
+        worker: Worker | None = None,
     ) -> None:
         if submission is None and error is None:
             raise ValueError("GradingPlugin needs a submission or the error that prevented reading it")
@@ -108,7 +110,7 @@ class GradingPlugin:
         self.deadline = deadline or Deadline.for_grade(load_profile(profile).deadline_minutes)
         self.stopped: dict[str, str] = {}  # component -> what ran out of time in it
         self.memory = MemoryLimit(grader_memory_bytes() if memory_bytes == "default" else memory_bytes)
-        self.worker_instance: Worker | None = None
+        self.worker_instance: Worker | None = worker
         self.reference_instance = ReferenceRunner(profile)
         self.run_figures = Figures()
 
@@ -150,6 +152,9 @@ class GradingPlugin:
         needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
         if "worker" in needs:
             self.worker(self.submission_value).begin()
+        elif self.worker_instance is not None:
+            self.worker_instance.close()
+            self.worker_instance = None
         if "reference" in needs:
             try:
                 self.reference_instance.prepare()

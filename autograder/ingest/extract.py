@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from autograder.ingest.preprocess import DEFAULT_STEPS, Step, preprocess_cells, short_label
 from autograder.ingest.reader import DEFAULT_MAX_FILE_BYTES, IngestError, SourceCell, read_cells
+from autograder.worker.names import IMPORT_ERRORS_NAME
 
-IMPORT_ERRORS_NAME = "__ingest_import_errors__"
 _LABELS_SHOWN = 3
 
 

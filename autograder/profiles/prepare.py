@@ -2,7 +2,7 @@
 
 Every step writes its output atomically (a temporary name, then a rename) and is skipped when the output
 exists, so an interrupted prepare resumes and a finished one costs nothing. Downloads happen only here;
-grading afterwards is offline. The cache layout is described by `PreparedPaths`.
+grading afterwards is offline. The cache layout is described by `PreparedPaths` (in `layout`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from autograder.data import flickr8k, stl10
+from autograder.profiles.layout import NotPreparedError, PreparedPaths, prepared_manifest
 from autograder.profiles.profile import Profile
 
 CROP = 64
@@ -33,52 +33,6 @@ STL10_URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
 
 class PrepareError(RuntimeError):
     """Something the profile needs is missing; the message says what and how to supply it."""
-
-
-class NotPreparedError(RuntimeError):
-    """Grading asked for a profile whose cache has not been made."""
-
-
-@dataclass(frozen=True)
-class PreparedPaths:
-    root: Path
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def image_weights(self) -> Path:
-        return self.root / "backbones" / "image.safetensors"
-
-    @property
-    def text_model(self) -> Path:
-        return self.root / "backbones" / "text"
-
-    @property
-    def stl10_images(self) -> Path:
-        return self.root / "tensors" / "stl10_images.safetensors"
-
-    @property
-    def stl10_labels(self) -> Path:
-        """Kept apart from the images: the sandboxed worker may read images, never test labels."""
-        return self.root / "tensors" / "stl10_labels.safetensors"
-
-    @property
-    def clip_images(self) -> Path:
-        return self.root / "tensors" / "clip_images.safetensors"
-
-    @property
-    def clip_pairs(self) -> Path:
-        return self.root / "tensors" / "clip_pairs.json"
-
-    @property
-    def text_features(self) -> Path:
-        return self.root / "tensors" / "text_features.safetensors"
 
 
 def _atomic_file(target: Path, write: Callable[[Path], None]) -> None:
@@ -116,18 +70,6 @@ def _step(name: str, output: Path, run: Callable[[], None]) -> None:
     print(f"  {name} ...", flush=True)
     run()
     print(f"  {name}: done in {time.perf_counter() - started:.1f} s", flush=True)
-
-
-def prepared_manifest(profile: Profile) -> dict:
-    """The manifest of a prepared profile, or a NotPreparedError that says which command makes it."""
-    paths = PreparedPaths(profile.cache_dir())
-    command = f"python -m autograder prepare --profile {profile.name}"
-    if not paths.manifest.is_file():
-        raise NotPreparedError(f"profile {profile.name!r} is not prepared in {paths.root}; run `{command}`")
-    manifest = json.loads(paths.manifest.read_text())
-    if manifest.get("fingerprint") != profile.fingerprint():
-        raise NotPreparedError(f"profile {profile.name!r} changed since it was prepared; run `{command}` again")
-    return manifest
 
 
 def prepare(

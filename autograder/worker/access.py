@@ -16,8 +16,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.assignment.source import PACKAGE_ROOT, SOURCE_FILE
-from autograder.data.stl10 import STL10_FOLDER
-from autograder.profiles.prepare import PreparedPaths
+from autograder.profiles.layout import STL10_FOLDER, PreparedPaths
 from autograder.profiles.profile import PROFILE_DIR, Profile
 from autograder.worker.sandbox import DEFAULT_USER, SandboxUser, ensure_sandbox_user, kill_user_processes
 

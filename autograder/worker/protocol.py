@@ -19,11 +19,12 @@ import binascii
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load as safetensors_load
-from safetensors.torch import save as safetensors_save
+# torch and safetensors are imported where tensors are encoded or decoded, not here: the grader starts its
+# worker with this module loaded and before it imports torch itself, so that the two imports overlap.
+if TYPE_CHECKING:
+    import torch
 
 MiB = 1024**2
 MAX_RESPONSE_BYTES = 64 * MiB
@@ -135,6 +136,9 @@ def decode_message(line: bytes, max_bytes: int = MAX_RESPONSE_BYTES) -> dict[str
 def tensor_payload(tensors: dict[str, torch.Tensor]) -> bytes:
     """safetensors bytes of the tensors (copied to contiguous CPU memory of their own: safetensors refuses
     tensors that share storage): what follows a response's line."""
+    import torch
+    from safetensors.torch import save as safetensors_save
+
     plain = {}
     for name, tensor in tensors.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
@@ -231,6 +235,8 @@ def decode_payload(
     if len(blob) > max_bytes:
         raise ProtocolError(f"tensor payload of {len(blob):,} bytes exceeds the limit of {max_bytes:,} bytes")
     check_safetensors(blob, expect, max_bytes)
+    from safetensors.torch import load as safetensors_load
+
     try:
         return dict(safetensors_load(blob))
     except Exception as error:  # the library's own errors: a header that lies about its data, etc.

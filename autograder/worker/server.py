@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from autograder.ingest.extract import IMPORT_ERRORS_NAME
+from autograder.worker.names import IMPORT_ERRORS_NAME
 from autograder.worker.probes import PROBES, ProbeContext, ProbeError
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
