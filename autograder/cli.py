@@ -222,6 +222,8 @@ def _batch(args: argparse.Namespace) -> int:
         devices = None if args.gpus is None else parse_devices(args.gpus)
     except ValueError as error:
         return _usage_error("batch", f"--gpus: {error}")
+    if args.scheduler is not None and args.executor != "dask":
+        return _usage_error("batch", f"--scheduler is for --executor dask, not {args.executor}")
     options = Options(args.profile, args.suite, args.timeout, force=args.force, unsafe_same_user=args.unsafe_same_user)
     try:
         return batch_command(

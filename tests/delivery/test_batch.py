@@ -245,7 +245,7 @@ def test_batch_grades_a_folder_reports_a_crash_and_resumes(synthetic_cache, tmp_
     assert float(rows["student_b"]["total"]) == 0 and float(rows["submission_3"]["total"]) == 0
 
     histogram = Image.open(out / "scores-histogram.png")
-    assert histogram.format == "PNG" and BAR in {color for _, color in histogram.getcolors(1 << 20)}
+    assert histogram.format == "PNG" and BAR in {color for _, color in histogram.convert("RGB").getcolors(1 << 20)}
 
     # Second run: the three graded submissions are skipped, the crash is retried, a changed one regraded.
     stamps = {name: (out / name / "results.json").stat().st_mtime_ns for name in ("student_b", "submission_1")}

@@ -145,7 +145,7 @@ def test_a_local_batch_gives_each_grade_one_of_the_listed_devices_alone(syntheti
     python = tmp_path / "python"
     python.write_text(
         "#!/bin/sh\n"
-        f"case \"$*\" in *' grade '*) ;; *) exec {sys.executable} \"$@\";; esac\n"
+        f'case "$*" in *\' grade \'*) ;; *) exec {sys.executable} "$@";; esac\n'
         f'log={seen}/$$; echo "$CUDA_VISIBLE_DEVICES $(date +%s.%N)" > $log\n'
         f'{sys.executable} "$@"; status=$?\n'
         'echo "$(date +%s.%N)" >> $log\n'
