@@ -79,10 +79,12 @@ class TaskResult:
 
 
 def pack_submission(path: Path) -> dict[str, bytes]:
-    """The files of a submission (a file, or a folder's files by relative path), as a task carries them."""
+    """The files of a submission (a file, or a folder's regular files by relative path; links are left out), as a
+    task carries them."""
     if path.is_file():
         return {"": path.read_bytes()}
-    return {item.relative_to(path).as_posix(): item.read_bytes() for item in sorted(path.rglob("*")) if item.is_file()}
+    files = sorted(item for item in path.rglob("*") if item.is_file() and not item.is_symlink())
+    return {item.relative_to(path).as_posix(): item.read_bytes() for item in files}
 
 
 def _unpack(task: GradeTask, into: Path) -> Path:

@@ -64,7 +64,8 @@ def test_a_submission_folder_travels_whole_and_cannot_escape_its_folder(tmp_path
     (folder / "nested").mkdir(parents=True)
     (folder / "nested" / "ps7.ipynb").write_bytes(b"{}")
     (folder / "notes.txt").write_bytes(b"hi")
-    assert pack_submission(folder) == {"nested/ps7.ipynb": b"{}", "notes.txt": b"hi"}
+    (folder / "secret").symlink_to("/etc/hostname")
+    assert pack_submission(folder) == {"nested/ps7.ipynb": b"{}", "notes.txt": b"hi"}, "a link is not followed"
     assert pack_submission(folder / "notes.txt") == {"": b"hi"}
     hostile = GradeTask("x", "x", {"../../escaped": b"!"}, "synthetic", "public", 60.0)
     result = run_grade_task(hostile, DevicePool([]))
