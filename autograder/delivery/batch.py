@@ -68,6 +68,7 @@ OTHER = "other"  # the column of tests whose name and number carry no component
 _BINS = 20
 BAR_COLOR = "#4272c4"  # the histogram's bars
 _SUBMISSION_NUMBER = re.compile(r"submission_(\d+)")
+_DEADLINE_REACHED = "the grade's time limit of"  # worker.deadline's message for a test the deadline stopped
 
 
 class BatchError(Exception):
@@ -483,6 +484,17 @@ def accuracies(results: dict[str, Any]) -> dict[str, float]:
     return found
 
 
+def deadline_note(results: dict[str, Any] | None) -> str:
+    """For the CSV's reason: how many tests the grade's deadline cut short ("" when none), since a TA must tell
+    a slow or overloaded machine (regrade) from a low score."""
+    if results is None:
+        return ""
+    cut = sum(_DEADLINE_REACHED in str(test.get("output", "")) for test in results["tests"])
+    if not cut:
+        return ""
+    return f"{cut} test(s) did not finish: the grade reached its time limit (a hanging submission, or a busy machine)"
+
+
 def write_csv(outcomes: Sequence[Outcome], path: Path, roster: Mapping[str, Sequence[Submitter]] | None = None) -> None:
     """One row per submission: id, Gradescope's submission id, the students' names, e-mails and SIDs (group
     members joined by "; "), status, total, max, one column per component, one per accuracy the grade
@@ -510,7 +522,7 @@ def write_csv(outcomes: Sequence[Outcome], path: Path, roster: Mapping[str, Sequ
                 row += [_number(total_score(outcome.results)), _number(maximum)]
                 row += [_number(scores.get(component, 0.0)) for component in components]
                 row += [_number(measured[measure]) if measure in measured else "" for measure in measures]
-            writer.writerow([*row, outcome.reason])
+            writer.writerow([*row, outcome.reason or deadline_note(outcome.results)])
 
 
 def write_histogram(totals: Iterable[float], path: Path, *, top: float | None = None) -> None:

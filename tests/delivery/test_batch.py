@@ -146,6 +146,7 @@ def test_csv_rows_join_the_roster_and_carry_the_measured_accuracies(tmp_path):
     }
     first = _results(("7.1.3.3", 0.5, 0.5, {"Method I": 0.4123}), ("7.2.2.6", 0.0, 0.5, {"CLIP probe": 0.61}))
     third = _results(("7.1.3.3", 0.0, 0.5, {"Method I": 0.1}), ("7.2.1.1", 1.0, 1.0, None))
+    third["tests"][0]["output"] = "did not finish: the grade's time limit of 15 min was reached"
     outcomes = [
         Outcome(Submission("submission_1", tmp_path), OK, results=first),
         Outcome(Submission("submission_3", tmp_path), OK, results=third),
@@ -163,6 +164,7 @@ def test_csv_rows_join_the_roster_and_carry_the_measured_accuracies(tmp_path):
     assert pair["names"] == "Alan Turing; Grace Hopper" and pair["emails"] == "a@x.edu; g@x.edu"
     assert (ada["accuracy: Method I"], ada["accuracy: CLIP probe"], ada["total"]) == ("0.4123", "0.61", "0.5")
     assert (pair["accuracy: Method I"], pair["accuracy: CLIP probe"], pair["total"]) == ("0.1", "", "1")
+    assert ada["reason"] == "" and pair["reason"].startswith("1 test(s) did not finish: the grade reached its time")
     assert late["names"] == "" and late["total"] == "" and late["reason"] == "the grader exited with status 3"
 
 
