@@ -227,9 +227,26 @@ def _batch(args: argparse.Namespace) -> int:
         load_profile(args.profile)
     except ProfileError as error:
         return _usage_error("batch", str(error))
+    from autograder.delivery.executors import parse_devices
+
+    try:
+        devices = None if args.gpus is None else parse_devices(args.gpus)
+    except ValueError as error:
+        return _usage_error("batch", f"--gpus: {error}")
+    if args.scheduler is not None and args.executor != "dask":
+        return _usage_error("batch", f"--scheduler is for --executor dask, not {args.executor}")
     options = Options(args.profile, args.suite, args.timeout, force=args.force, unsafe_same_user=args.unsafe_same_user)
     try:
-        return batch_command(args.folder, options, out=args.out, csv_path=args.csv, jobs=args.jobs)
+        return batch_command(
+            args.folder,
+            options,
+            out=args.out,
+            csv_path=args.csv,
+            jobs=args.jobs,
+            executor=args.executor,
+            scheduler=args.scheduler,
+            devices=devices,
+        )
     except BatchError as error:
         print(f"batch failed: {error}", file=sys.stderr)
         return 2
@@ -322,7 +339,19 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
     batch.add_argument("folder", type=Path, help="one sub-folder or .ipynb/.py file per student (a Gradescope export)")
     batch.add_argument("--out", type=Path, help="where results go, one folder per submission (FOLDER-graded)")
     batch.add_argument("--csv", type=Path, help="the CSV of scores (OUT/scores.csv); the histogram goes next to it")
-    batch.add_argument("--jobs", type=int, default=1, help="submissions graded at once (1)")
+    batch.add_argument("--jobs", type=int, default=1, help="submissions graded at once; dask, slurm: workers (1)")
+    batch.add_argument(
+        "--executor",
+        choices=("local", "dask", "slurm"),
+        default="local",
+        help="local: processes on this machine; dask: a Dask LocalCluster of worker processes, or the cluster at "
+        "--scheduler; slurm: Slurm jobs started by dask-jobqueue (its jobqueue.slurm settings) (local)",
+    )
+    batch.add_argument("--scheduler", help="with --executor dask: the address of a running Dask scheduler")
+    batch.add_argument(
+        "--gpus",
+        help="GPUs to hand out, one grade per GPU at a time, e.g. 0,1 or none (default: those this machine shows)",
+    )
     batch.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or JSON file ({DEFAULT_PROFILE})")
     batch.add_argument("--suite", choices=("public", "all"), default="all", help="public tests only, or all (all)")
     batch.add_argument("--timeout", type=float, default=1800, help="seconds one submission may take (1800)")

@@ -1,12 +1,14 @@
-"""Grade a folder of submissions on a TA's machine: one `grade` subprocess per submission, several at once,
-resumable, with per-submission results, a CSV of per-component scores and a histogram of totals.
+"""Grade a folder of submissions: one `grade` subprocess per submission, several at once, on this machine or
+on a Dask cluster (`executors`), resumable, with per-submission results, a CSV of per-component scores joined to
+the export's names and e-mails, and a histogram of totals.
 
 Layout: one sub-folder or one `.ipynb`/`.py` file per student in FOLDER. That is what Gradescope's
 "Export Submissions" gives once unzipped (a folder holding `submission_metadata.yml` and one
 `submission_<id>/` folder per submission); the export's single top folder may be given instead.
 
-Each submission is graded by `python -m autograder grade` in its own process, so a submission that
-crashes, hangs or exhausts the grader costs only its own row. What a grade left behind is recorded in
+Each submission is graded by `python -m autograder grade` in its own process, in a private temporary folder of
+the node, so a submission that crashes, hangs or exhausts the grader costs only its own row. What a grade left
+behind comes back to this process, which records it in
 OUT/<id>/batch.json next to OUT/<id>/results.json; a later run skips a submission whose record says it
 was graded, with the same content, profile and suite, and whose results file is still the one recorded.
 Submissions that could not be graded are retried on every run.
@@ -26,21 +28,32 @@ import json
 import math
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+import yaml
 from tqdm import tqdm
 
-from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
-from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG, same_user_refusal
+from autograder.delivery.executors import (
+    EXECUTORS,
+    GRADER_ERROR,
+    OK,
+    DaskExecutor,
+    ExecutorError,
+    GradeTask,
+    LocalExecutor,
+    TaskResult,
+    detect_devices,
+    last_line,
+    pack_submission,
+)
+from autograder.worker.isolation import same_user_refusal
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBMISSION_SUFFIXES = (".ipynb", ".py")
@@ -48,14 +61,14 @@ METADATA_NAME = "submission_metadata.yml"
 RECORD_NAME = "batch.json"
 RESULTS_NAME = "results.json"
 LOG_NAME = "grade.log"
-OK, GRADER_ERROR = "ok", "grader-error"
 # How both the grader's fallback results and run_autograder's begin: the grader broke, not the submission.
 _GRADER_FAILED = "The autograder failed"
 _COMPONENT = re.compile(r"\d+\.\d+\.\d+")
 OTHER = "other"  # the column of tests whose name and number carry no component
 _BINS = 20
-_REPORT_WAIT_SECONDS = 10.0  # after the grade exits, for its pipe to drain (a child still holding it: no more)
-_MAX_REPORT_BYTES = 16 * 1024**2
+BAR_COLOR = "#4272c4"  # the histogram's bars
+_SUBMISSION_NUMBER = re.compile(r"submission_(\d+)")
+_DEADLINE_REACHED = "the grade's time limit of"  # worker.deadline's message for a test the deadline stopped
 
 
 class BatchError(Exception):
@@ -92,14 +105,21 @@ class Options:
     unsafe_same_user: bool = False  # grade even when student code would run as this user (see isolation)
 
 
+def export_root(folder: Path) -> Path:
+    """The folder that holds the submissions: `folder`, or the single top folder of an unzipped export."""
+    children = [child for child in folder.iterdir() if not child.name.startswith(".")]
+    folders = [child for child in children if child.is_dir()]
+    if not (folder / METADATA_NAME).exists() and len(folders) == 1 and (folders[0] / METADATA_NAME).exists():
+        return folders[0]
+    return folder
+
+
 def find_submissions(folder: Path, exclude: Path | None = None) -> list[Submission]:
     """The submissions in `folder`, by id (a sub-folder's name, or a file's name without its suffix)."""
     if not folder.is_dir():
         raise BatchError(f"{folder} is not a folder")
+    folder = export_root(folder)
     children = [child for child in folder.iterdir() if not child.name.startswith(".")]
-    folders = [child for child in children if child.is_dir()]
-    if not (folder / METADATA_NAME).exists() and len(folders) == 1 and (folders[0] / METADATA_NAME).exists():
-        return find_submissions(folders[0], exclude)  # the export's top folder
     skip = exclude.resolve() if exclude is not None else None
     found: dict[str, list[Path]] = {}
     for child in sorted(children):
@@ -114,6 +134,73 @@ def find_submissions(folder: Path, exclude: Path | None = None) -> list[Submissi
     if not found:
         raise BatchError(f"{folder} holds no submission (a sub-folder or an .ipynb/.py file per student)")
     return [Submission(name, paths[0]) for name, paths in sorted(found.items())]
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """One student of a submission, as Gradescope's export names them."""
+
+    name: str
+    email: str
+    sid: str
+
+
+class _MetadataLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading any tag Gradescope's (Ruby) export writes, such as
+    `!ruby/object:BigDecimal`, as the plain value under it: nothing is constructed from a tag."""
+
+
+def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_MetadataLoader.add_multi_constructor("!", _untagged)
+_MetadataLoader.add_multi_constructor("tag:yaml.org,2002:ruby", _untagged)
+
+
+def _field(mapping: object, name: str) -> Any:
+    """`mapping[":name"]` (Gradescope writes Ruby symbols as keys) or `mapping["name"]`."""
+    if not isinstance(mapping, dict):
+        return None
+    return mapping.get(f":{name}", mapping.get(name))
+
+
+def read_roster(folder: Path) -> dict[str, tuple[Submitter, ...]]:
+    """Who handed in each submission, by submission id (`submission_<n>`), from the export's
+    `submission_metadata.yml`: {} when there is none; a file that cannot be read is reported on stderr and
+    skipped (grading does not need it)."""
+    path = export_root(folder) / METADATA_NAME
+    if not path.is_file():
+        return {}
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_MetadataLoader)  # noqa: S506 - safe subclass
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        print(f"warning: could not read {path} ({error}); the CSV has no names or e-mails", file=sys.stderr)
+        return {}
+    if not isinstance(document, dict):
+        print(f"warning: {path} is not a mapping of submissions; the CSV has no names or e-mails", file=sys.stderr)
+        return {}
+    roster: dict[str, tuple[Submitter, ...]] = {}
+    for key, entry in document.items():
+        people = _field(entry, "submitters")
+        if not isinstance(people, list):
+            continue
+        roster[str(key).lstrip(":")] = tuple(
+            Submitter(*(str(_field(person, name) or "") for name in ("name", "email", "sid")))
+            for person in people
+            if isinstance(person, dict)
+        )
+    return roster
+
+
+def submission_number(submission_id: str) -> str:
+    """Gradescope's submission id: 123 of `submission_123`; "" for a folder not named by Gradescope."""
+    match = _SUBMISSION_NUMBER.fullmatch(submission_id)
+    return match.group(1) if match else ""
 
 
 def content_digest(path: Path) -> str:
@@ -185,7 +272,7 @@ def _sort_key(component: str) -> tuple[int, ...]:
 
 
 class _Grader:
-    """Runs `grade` subprocesses and remembers the running ones, so an interrupted batch stops them all."""
+    """Decides what to grade (resume), turns submissions into tasks, and records each task's result in OUT."""
 
     def __init__(self, out: Path, options: Options, jobs: int) -> None:
         self.out = out
@@ -194,8 +281,7 @@ class _Grader:
         self.env = dict(os.environ)
         # Torch would start one thread per core in every job; share the cores out instead.
         self.env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-        self._running: set[subprocess.Popen[bytes]] = set()
-        self._lock = threading.Lock()
+        self.digests: dict[str, str] = {}
 
     def prepare(self) -> None:
         """Prepare the profile once, before the jobs start (several `grade`s would all prepare it at once)."""
@@ -221,94 +307,61 @@ class _Grader:
             return None  # changed since the batch wrote it: regrade rather than trust it
         return Outcome(submission, OK, results=results, skipped=True)
 
-    def grade(self, submission: Submission) -> Outcome:
+    def task(self, submission: Submission, threads: int | None, networked: bool) -> GradeTask | Outcome:
+        """The task that grades `submission`, or its earlier outcome when an earlier run graded it already."""
         digest = content_digest(submission.path)
+        self.digests[submission.id] = digest
         if not self.options.force:
             earlier = self.done_before(submission, digest)
             if earlier is not None:
                 return earlier
         folder = self.out / submission.id
         folder.mkdir(parents=True, exist_ok=True)
-        results_path = folder / RESULTS_NAME
         (folder / RECORD_NAME).unlink(missing_ok=True)
-        results_path.unlink(missing_ok=True)
-        argv = [self.python, "-m", "autograder", "grade", str(submission.path.resolve())]
-        argv += ["--results", str(results_path), "--profile", self.options.profile, "--suite", self.options.suite]
-        argv += [UNSAFE_SAME_USER_FLAG] if self.options.unsafe_same_user else []
-        started = time.monotonic()
-        status, reason, reported = self._run(argv, folder / LOG_NAME)
-        results = parse_results(reported)
+        (folder / RESULTS_NAME).unlink(missing_ok=True)
+        return GradeTask(
+            id=submission.id,
+            name=submission.path.name,
+            files=pack_submission(submission.path),
+            profile=self.options.profile,
+            suite=self.options.suite,
+            timeout=self.options.timeout,
+            unsafe_same_user=self.options.unsafe_same_user,
+            threads=threads,
+            networked=networked,
+        )
+
+    def record(self, submission: Submission, result: TaskResult) -> Outcome:
+        """Write what a node returned into OUT/<id>/: the reported results, the log and the batch's record."""
+        folder = self.out / submission.id
+        folder.mkdir(parents=True, exist_ok=True)
+        _replace(folder / LOG_NAME, result.log)
+        status, reason = result.status, result.reason
+        results = parse_results(result.reported) if status == OK else None
         if status == OK:
             if results is None:
                 status, reason = GRADER_ERROR, f"the grader reported no valid results (see {folder / LOG_NAME})"
             elif str(results.get("output", "")).startswith(_GRADER_FAILED) or not results["tests"]:
-                status, reason = GRADER_ERROR, _last_line(str(results.get("output", "")))
-        text = reported if status == OK else b""
-        if status == OK:  # the grade's own file may have been rewritten since; the report is the truth
-            _replace(results_path, text)
+                status, reason = GRADER_ERROR, last_line(str(results.get("output", "")))
+        text = result.reported if status == OK else b""
+        if status == OK:  # whatever is in OUT was not written by this batch; the report is the truth
+            _replace(folder / RESULTS_NAME, text)
+        else:
+            (folder / RESULTS_NAME).unlink(missing_ok=True)
         record = {
             "submission": str(submission.path),
-            "digest": digest,
+            "digest": self.digests.get(submission.id) or content_digest(submission.path),
             "profile": self.options.profile,
             "suite": self.options.suite,
             "status": status,
             "reason": reason,
-            "seconds": round(time.monotonic() - started, 1),
+            "seconds": result.seconds,
+            "host": result.host,
+            "device": result.device,
             "results_sha256": hashlib.sha256(text).hexdigest() if status == OK else None,
         }
         (folder / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         return Outcome(submission, status, reason, results if status == OK else None)
-
-    def _run(self, argv: list[str], log: Path) -> tuple[str, str, bytes]:
-        """Run one grade: (status, reason, the results document it reported on its pipe)."""
-        read_end, write_end = os.pipe()
-        env = {**self.env, RESULTS_FD_ENVIRONMENT: str(write_end)}
-        reported = bytearray()
-        try:
-            with log.open("wb") as stream:
-                process = subprocess.Popen(
-                    argv, cwd=REPO_ROOT, env=env, stdout=stream, stderr=subprocess.STDOUT, pass_fds=(write_end,)
-                )
-                os.close(write_end)
-                write_end = -1
-                reader = threading.Thread(target=_read_all, args=(read_end, reported), daemon=True)
-                reader.start()
-                with self._lock:
-                    self._running.add(process)
-                try:
-                    code = process.wait(timeout=self.options.timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-                    return GRADER_ERROR, f"grading took longer than {self.options.timeout:g} s and was stopped", b""
-                finally:
-                    with self._lock:
-                        self._running.discard(process)
-                reader.join(timeout=_REPORT_WAIT_SECONDS)
-        finally:
-            if write_end >= 0:
-                os.close(write_end)
-        if code != 0:
-            reason = f"the grader exited with status {code}: {_last_line(log.read_text(errors='replace'))}"
-            return GRADER_ERROR, reason, b""
-        return OK, "", bytes(reported)
-
-    def stop_all(self) -> None:
-        with self._lock:
-            for process in self._running:
-                process.kill()
-
-
-def _read_all(fd: int, into: bytearray) -> None:
-    """Read a pipe to its end (when every process holding its write end has exited or closed it)."""
-    try:
-        while chunk := os.read(fd, 1 << 16):
-            into += chunk
-            if len(into) > _MAX_REPORT_BYTES:
-                into.clear()  # unusable: parse_results refuses the empty report
-                break
-    finally:
-        os.close(fd)
 
 
 def _replace(path: Path, content: bytes) -> None:
@@ -321,11 +374,6 @@ def _replace(path: Path, content: bytes) -> None:
     os.replace(temporary, path)
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "(no output)"
-
-
 def run_batch(
     folder: Path,
     out: Path,
@@ -333,38 +381,57 @@ def run_batch(
     *,
     jobs: int = 1,
     csv_path: Path | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    devices: Sequence[str] | None = None,
 ) -> list[Outcome]:
-    """Grade every submission in `folder` into `out`, then write the CSV (default OUT/scores.csv) and the
-    histogram next to it."""
+    """Grade every submission in `folder` into `out` on `executor` (see `executors`), then write the CSV
+    (default OUT/scores.csv) and the histogram next to it. `devices`: the GPUs to hand out, one grade per
+    device at a time (None: those this machine shows)."""
     if jobs < 1:
         raise BatchError(f"--jobs must be at least 1, got {jobs}")
+    if executor not in EXECUTORS:
+        raise BatchError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if scheduler is not None and executor != "dask":
+        raise BatchError(f"--scheduler is for --executor dask, not {executor}")
     refusal = None if options.unsafe_same_user else same_user_refusal("batch")
     if refusal is not None:
         raise BatchError(refusal)
     submissions = find_submissions(folder, exclude=out)
+    roster = read_roster(folder)
+    devices = list(detect_devices() if devices is None else devices)
     grader = _Grader(out, options, jobs)
     grader.prepare()
+    threads = None if executor == "slurm" or scheduler else max(1, (os.cpu_count() or 1) // jobs)
+    by_id = {submission.id: submission for submission in submissions}
     outcomes: list[Outcome] = []
-    with (
-        tqdm(total=len(submissions), unit="submission", desc="grading") as progress,
-        ThreadPoolExecutor(max_workers=jobs) as pool,
-    ):
-        futures = [pool.submit(grader.grade, submission) for submission in submissions]
+    with tqdm(total=len(submissions), unit="submission", desc="grading") as progress:
+
+        def done(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            if outcome.status != OK:
+                progress.write(f"{outcome.submission.id}: {outcome.status}: {outcome.reason}")
+            progress.update()
+
+        tasks: list[GradeTask] = []
+        for submission in submissions:
+            task = grader.task(submission, threads, networked=executor != "local")
+            if isinstance(task, Outcome):
+                done(task)
+            else:
+                tasks.append(task)
+        engine = (
+            LocalExecutor(jobs, devices)
+            if executor == "local"
+            else DaskExecutor(executor, jobs, scheduler=scheduler, devices=devices)
+        )
         try:
-            for future in as_completed(futures):
-                outcome = future.result()
-                outcomes.append(outcome)
-                if outcome.status != OK:
-                    progress.write(f"{outcome.submission.id}: {outcome.status}: {outcome.reason}")
-                progress.update()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            grader.stop_all()
-            raise
+            engine.run(tasks, lambda task, result: done(grader.record(by_id[task.id], result)))
+        except ExecutorError as error:
+            raise BatchError(str(error)) from error
     outcomes.sort(key=lambda outcome: outcome.submission.id)
     csv_path = csv_path or out / "scores.csv"
-    write_csv(outcomes, csv_path)
+    write_csv(outcomes, csv_path, roster)
     graded = [outcome.results for outcome in outcomes if outcome.results is not None]
     top = max((sum(float(test["max_score"]) for test in results["tests"]) for results in graded), default=None)
     write_histogram([total_score(results) for results in graded], histogram_path(csv_path), top=top)
@@ -372,13 +439,23 @@ def run_batch(
 
 
 def batch_command(
-    folder: Path, options: Options, *, out: Path | None = None, csv_path: Path | None = None, jobs: int = 1
+    folder: Path,
+    options: Options,
+    *,
+    out: Path | None = None,
+    csv_path: Path | None = None,
+    jobs: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    devices: Sequence[str] | None = None,
 ) -> int:
     """`python -m autograder batch`: grade, print a summary; 1 when some submission could not be graded."""
     folder = folder.resolve()
     out = out or folder.with_name(f"{folder.name}-graded")
     csv_path = csv_path or out / "scores.csv"
-    outcomes = run_batch(folder, out, options, jobs=jobs, csv_path=csv_path)
+    outcomes = run_batch(
+        folder, out, options, jobs=jobs, csv_path=csv_path, executor=executor, scheduler=scheduler, devices=devices
+    )
     errors = [outcome.submission.id for outcome in outcomes if outcome.status == GRADER_ERROR]
     skipped = sum(outcome.skipped for outcome in outcomes)
     print(f"{len(outcomes)} submissions: {skipped} graded by an earlier run, {len(errors)} grader errors")
@@ -396,59 +473,94 @@ def _number(value: float) -> str:
     return format(round(value, 6), "g")
 
 
-def write_csv(outcomes: Sequence[Outcome], path: Path) -> None:
-    """One row per submission: id, status, total, max, one column per component, the reason of an error."""
+def accuracies(results: dict[str, Any]) -> dict[str, float]:
+    """The test accuracies the grade measured (Method I, II, III, CLIP probe), from its tests' `extra_data`."""
+    found: dict[str, float] = {}
+    for test in results["tests"]:
+        extra = test.get("extra_data")
+        measured = extra.get("accuracies") if isinstance(extra, dict) else None
+        if isinstance(measured, dict):
+            found.update({str(key): float(value) for key, value in measured.items() if _is_number(value)})
+    return found
+
+
+def deadline_note(results: dict[str, Any] | None) -> str:
+    """For the CSV's reason: how many tests the grade's deadline cut short ("" when none), since a TA must tell
+    a slow or overloaded machine (regrade) from a low score."""
+    if results is None:
+        return ""
+    cut = sum(_DEADLINE_REACHED in str(test.get("output", "")) for test in results["tests"])
+    if not cut:
+        return ""
+    return f"{cut} test(s) did not finish: the grade reached its time limit (a hanging submission, or a busy machine)"
+
+
+def write_csv(outcomes: Sequence[Outcome], path: Path, roster: Mapping[str, Sequence[Submitter]] | None = None) -> None:
+    """One row per submission: id, Gradescope's submission id, the students' names, e-mails and SIDs (group
+    members joined by "; "), status, total, max, one column per component, one per accuracy the grade
+    measured, and the reason of an error."""
+    roster = roster or {}
     graded = [o.results for o in outcomes if o.results is not None]
     components = sorted({component for results in graded for component in component_scores(results)}, key=_sort_key)
+    measures = list(dict.fromkeys(measure for results in graded for measure in accuracies(results)))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["id", "status", "total", "max", *components, "reason"])
+        header = ["id", "submission_id", "names", "emails", "sids", "status", "total", "max", *components]
+        writer.writerow([*header, *(f"accuracy: {measure}" for measure in measures), "reason"])
         for outcome in outcomes:
-            row = [outcome.submission.id, outcome.status]
+            people = roster.get(outcome.submission.id, ())
+            row = [outcome.submission.id, submission_number(outcome.submission.id)]
+            row += ["; ".join(getattr(person, key) for person in people) for key in ("name", "email", "sid")]
+            row += [outcome.status]
             if outcome.results is None:
-                row += ["", "", *([""] * len(components))]
+                row += ["", "", *([""] * (len(components) + len(measures)))]
             else:
                 scores = component_scores(outcome.results)
                 maximum = sum(float(test["max_score"]) for test in outcome.results["tests"])
+                measured = accuracies(outcome.results)
                 row += [_number(total_score(outcome.results)), _number(maximum)]
                 row += [_number(scores.get(component, 0.0)) for component in components]
-            writer.writerow([*row, outcome.reason])
+                row += [_number(measured[measure]) if measure in measured else "" for measure in measures]
+            writer.writerow([*row, outcome.reason or deadline_note(outcome.results)])
 
 
 def write_histogram(totals: Iterable[float], path: Path, *, top: float | None = None) -> None:
-    """A PNG bar chart of the totals in 20 bins from 0 to `top` (the full marks; default: the highest total,
-    at least 1), so a TA sees at a glance where the class stands.
+    """A PNG bar chart of the totals (bins of half a point up to `top`, the full marks; default: the highest
+    total, at least 1) with the count on every bar and the median marked, large enough to read at a glance."""
+    import matplotlib
 
-    Drawn with Pillow, which the grader already needs, rather than matplotlib, which it does not.
-    """
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    from matplotlib.ticker import MaxNLocator
+
     values = list(totals)
     top = top or max([1.0, *values])
+    edges = [top * index / _BINS for index in range(_BINS + 1)]
     counts = [0] * _BINS
     for value in values:
         counts[min(_BINS - 1, max(0, int(value / top * _BINS)))] += 1
-    width, height, left, right, upper, lower = 900, 500, 70, 30, 50, 60
-    plot_w, plot_h = width - left - right, height - upper - lower
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
-    draw.text((left, 15), f"Totals of {len(values)} graded submissions", fill="black", font=font)
-    peak = max(counts + [1])
-    for index, count in enumerate(counts):
-        x0 = left + index * plot_w / _BINS
-        x1 = left + (index + 1) * plot_w / _BINS
-        if count:
-            y0 = upper + plot_h * (1 - count / peak)
-            draw.rectangle([x0 + 2, y0, x1 - 2, upper + plot_h], fill=(66, 114, 196), outline=(30, 60, 120))
-            draw.text(((x0 + x1) / 2, y0 - 4), str(count), fill="black", font=font, anchor="mb")
-    draw.line([left, upper, left, upper + plot_h, left + plot_w, upper + plot_h], fill="black", width=2)
-    for tick in range(0, _BINS + 1, 4):
-        x = left + tick * plot_w / _BINS
-        draw.line([x, upper + plot_h, x, upper + plot_h + 5], fill="black")
-        draw.text((x, upper + plot_h + 8), _number(top * tick / _BINS), fill="black", font=font, anchor="mt")
-    draw.text((left + plot_w / 2, height - 20), "total score", fill="black", font=font, anchor="mm")
-    draw.text((left - 10, upper), str(peak), fill="black", font=font, anchor="rm")
-    draw.text((left - 10, upper + plot_h), "0", fill="black", font=font, anchor="rm")
-    draw.text((15, upper + plot_h / 2), "count", fill="black", font=font, anchor="lm")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    figure, axes = pyplot.subplots(figsize=(10, 5.5), dpi=100, layout="constrained")
+    try:
+        width = top / _BINS
+        bars = axes.bar(edges[:-1], counts, width=width * 0.92, align="edge", color=BAR_COLOR, edgecolor="#1e3c78")
+        axes.bar_label(bars, labels=[str(count) if count else "" for count in counts], fontsize=14, padding=3)
+        if values:
+            median = statistics.median(values)
+            axes.axvline(median, color="#c0392b", linestyle="--", linewidth=2, label=f"median {median:.2f}")
+            axes.legend(fontsize=13, loc="upper left")
+        mean = f", mean {statistics.fmean(values):.2f}" if values else ""
+        axes.set_title(f"Total scores of {len(values)} graded submissions{mean}", fontsize=18)
+        axes.set_xlabel(f"total score (out of {_number(top)})", fontsize=15)
+        axes.set_ylabel("submissions", fontsize=15)
+        axes.set_xlim(0, top)
+        axes.set_xticks([top * tick / 10 for tick in range(11)], [_number(top * tick / 10) for tick in range(11)])
+        axes.set_ylim(0, max(counts + [1]) * 1.15)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.tick_params(labelsize=13)
+        axes.grid(axis="y", alpha=0.3)
+        axes.spines[["top", "right"]].set_visible(False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, format="png")
+    finally:
+        pyplot.close(figure)

@@ -121,6 +121,7 @@ class Credit:
         self._partial: float | None = None
         self._explicit: float | None = None
         self.notes: list[str] = []
+        self.data: dict[str, Any] = {}
 
     @property
     def fraction(self) -> float | None:
@@ -140,6 +141,11 @@ class Credit:
     def note(self, text: str) -> None:
         """Add a line to the test's output (shown whether it passes or fails)."""
         self.notes.append(str(text))
+
+    def record_accuracy(self, measure: str, value: float) -> None:
+        """Keep a test accuracy the trusted process measured in the test's `extra_data` (`accuracies`), for the
+        course staff: `batch` puts it in its CSV. Gradescope never shows `extra_data` to students."""
+        self.data.setdefault("accuracies", {})[measure] = round(float(value), 4)
 
     def earned(self, passed: bool) -> float:
         """The fraction of the points the test scores, given whether it passed."""
@@ -449,6 +455,7 @@ def _score(spec: TestSpec, phases: dict[str, _Phase], record: Credit | None) -> 
         output="\n\n".join(message for message in messages if message),
         visibility=spec.visibility,
         tags=spec.tags,
+        extra_data=dict(record.data) if record is not None and record.data else None,
     )
 
 

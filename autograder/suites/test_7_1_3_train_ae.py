@@ -123,7 +123,7 @@ def method1_run(worker, profile, expected_features) -> Observation:
 @pytest.mark.points(0.2)
 @pytest.mark.visibility("after_due_date")
 @pytest.mark.number("7.1.3.3")
-def test_train_ae_learns_useful_features(method1_run, profile, probe_accuracy, figures):
+def test_train_ae_learns_useful_features(method1_run, profile, probe_accuracy, figures, credit):
     """7.1.3 train_ae: the encoder it trains reaches the Method I accuracy threshold"""
     if not method1_run.ok:
         pytest.fail(f"training the autoencoder with your train_ae failed: {method1_run.message}", pytrace=False)
@@ -133,6 +133,7 @@ def test_train_ae_learns_useful_features(method1_run, profile, probe_accuracy, f
     shown = torch.cat([originals.float() / 255, reconstructions.float()])
     figures.add_images("7.1.3 test images (top) and their reconstructions (bottom), your train_ae", shown)
     accuracy = probe_accuracy(method1_run)
+    credit.record_accuracy("Method I", accuracy)
     threshold = profile.thresholds.method1
     assert accuracy >= threshold, (
         f"expected a linear probe on the encoder of the autoencoder trained by your train_ae "

@@ -169,9 +169,10 @@ def _accuracy(run: Observation, method: str, test_labels, figures) -> float:
 @pytest.mark.points(0.15)
 @pytest.mark.visibility("after_due_date")
 @pytest.mark.number("7.1.4.4")
-def test_method2_reaches_its_threshold(method2_run, profile, test_labels, figures):
+def test_method2_reaches_its_threshold(method2_run, profile, test_labels, figures, credit):
     """7.1.4 train_classifier: Method II (encoder trained with the classifier) reaches its accuracy threshold"""
     observed, threshold = _accuracy(method2_run, "Method II", test_labels, figures), profile.thresholds.method2
+    credit.record_accuracy("Method II", observed)
     losses = ", ".join(f"{loss:.3f}" for loss in method2_run.data["losses"][-3:])
     assert observed >= threshold, (
         f"expected an encoder and classifier trained together by train_classifier(..., supervised=True) "
@@ -185,9 +186,10 @@ def test_method2_reaches_its_threshold(method2_run, profile, test_labels, figure
 @pytest.mark.points(0.1)
 @pytest.mark.visibility("after_due_date")
 @pytest.mark.number("7.1.4.5")
-def test_method3_stays_below_method1(method3_run, profile, test_labels, figures):
+def test_method3_stays_below_method1(method3_run, profile, test_labels, figures, credit):
     """7.1.4 train_classifier: Method III (frozen random encoder) stays below Method I"""
     observed, method1 = _accuracy(method3_run, "Method III", test_labels, figures), profile.thresholds.method1
+    credit.record_accuracy("Method III", observed)
     change = method3_run.data["encoder_change"]
     assert change == 0, (
         f"expected the random encoder to stay frozen in train_classifier(..., supervised=False); its weights changed "

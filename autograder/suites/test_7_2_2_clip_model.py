@@ -272,6 +272,7 @@ def test_clip_training_gives_a_good_linear_probe(clip_training, probe_accuracy, 
         for query, shown in zip(queries, clip_training.tensors["retrieved"].chunk(len(queries)), strict=True):
             figures.add_images(f"7.2.2 validation images your trained CLIP retrieves first for “{query}”", shown)
     accuracy = probe_accuracy(clip_training)
+    credit.record_accuracy("CLIP probe", accuracy)
     threshold = profile.thresholds.clip
     credit.note(f"linear-probe test accuracy {accuracy:.3f} (at least {threshold:.2f} passes)")
     assert accuracy >= threshold, (

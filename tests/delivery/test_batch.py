@@ -1,5 +1,6 @@
-"""`python -m autograder batch` on a Gradescope-export-shaped folder: real `grade` subprocesses, a CSV whose
-component columns add up to the totals, a PNG histogram, a grader crash reported and retried, resumability."""
+"""`python -m autograder batch` on a Gradescope-export-shaped folder: real `grade` subprocesses, a CSV joined to
+the export's submission_metadata.yml whose component columns add up to the totals, a PNG histogram, a grader crash
+reported and retried, resumability."""
 
 from __future__ import annotations
 
@@ -16,18 +17,56 @@ from PIL import Image
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
 from autograder.delivery.batch import (
+    BAR_COLOR,
     GRADER_ERROR,
     OK,
     BatchError,
+    Outcome,
+    Submission,
+    Submitter,
     component_of,
     find_submissions,
     read_results,
+    read_roster,
+    write_csv,
     write_histogram,
 )
 from autograder.worker.confinement import unavailable_reason
 from tests.results.test_schema import load_valid
 
-BAR = (66, 114, 196)  # the histogram's bar colour
+BAR = tuple(int(BAR_COLOR[index : index + 2], 16) for index in (1, 3, 5))  # the histogram's bars, as RGB
+
+# Gradescope's "Export Submissions" metadata as its Ruby side writes it: symbols as keys (":submitters:"), a
+# group submission, a BigDecimal score under a Ruby tag, timestamps, the autograder's earlier results.
+EXPORT_METADATA = """\
+submission_1:
+  :submitters:
+  - :name: Ada Lovelace
+    :sid: '1815'
+    :email: ada@example.edu
+  :created_at: 2023-11-30 23:58:01.123456000 -05:00
+  :score: !ruby/object:BigDecimal 18:0.1e2
+  :status: processed
+  :results:
+    score: 10.0
+    tests:
+    - name: 7.1.1 Encoder
+      score: 1.0
+  :history: []
+submission_3:
+  :submitters:
+  - :name: Alan Turing
+    :sid: '1912'
+    :email: alan@example.edu
+  - :name: "O'Neil, Grace"
+    :sid: '1906'
+    :email: grace@example.edu
+  :created_at: 2023-12-01 00:10:00.000000000 -05:00
+  :score: 0.0
+  :history:
+  - :created_at: 2023-11-29 10:00:00.000000000 -05:00
+    :score: 0.0
+"""
 
 
 def test_find_submissions_reads_the_export_layout(tmp_path):
@@ -73,13 +112,78 @@ def test_read_results_rejects_what_cannot_be_scored(tmp_path):
     assert read_results(path) == {"score": 1, "tests": [{"score": 1, "max_score": 2}]}
 
 
+def test_read_roster_reads_the_names_emails_and_sids_of_gradescopes_export(tmp_path):
+    export = tmp_path / "assignment_7_export"
+    export.mkdir()
+    (export / "submission_metadata.yml").write_text(EXPORT_METADATA)
+    roster = read_roster(tmp_path)  # the export's single top folder is entered
+    assert roster == {
+        "submission_1": (Submitter("Ada Lovelace", "ada@example.edu", "1815"),),
+        "submission_3": (
+            Submitter("Alan Turing", "alan@example.edu", "1912"),
+            Submitter("O'Neil, Grace", "grace@example.edu", "1906"),
+        ),
+    }
+    (export / "submission_metadata.yml").write_text("submission_1: [unclosed\n")
+    assert read_roster(export) == {}, "unreadable metadata costs the names, not the batch"
+    assert read_roster(tmp_path / "assignment_7_export" / "..") == {}
+
+
+def _results(*tests: tuple[str, float, float, dict | None]) -> dict:
+    entries = []
+    for number, score, max_score, accuracies in tests:
+        entry = {"number": number, "name": f"{number[:5]} test", "score": score, "max_score": max_score}
+        if accuracies:
+            entry["extra_data"] = {"accuracies": accuracies}
+        entries.append(entry)
+    return {"score": sum(test["score"] for test in entries), "tests": entries}
+
+
+def test_csv_rows_join_the_roster_and_carry_the_measured_accuracies(tmp_path):
+    roster = {
+        "submission_1": (Submitter("Ada Lovelace", "ada@x.edu", "1815"),),
+        "submission_3": (Submitter("Alan Turing", "a@x.edu", "1"), Submitter("Grace Hopper", "g@x.edu", "2")),
+    }
+    first = _results(("7.1.3.3", 0.5, 0.5, {"Method I": 0.4123}), ("7.2.2.6", 0.0, 0.5, {"CLIP probe": 0.61}))
+    third = _results(("7.1.3.3", 0.0, 0.5, {"Method I": 0.1}), ("7.2.1.1", 1.0, 1.0, None))
+    third["tests"][0]["output"] = "did not finish: the grade's time limit of 15 min was reached"
+    outcomes = [
+        Outcome(Submission("submission_1", tmp_path), OK, results=first),
+        Outcome(Submission("submission_3", tmp_path), OK, results=third),
+        Outcome(Submission("late.ipynb", tmp_path), GRADER_ERROR, reason="the grader exited with status 3"),
+    ]
+    write_csv(outcomes, tmp_path / "scores.csv", roster)
+    columns, rows = read_csv(tmp_path / "scores.csv")
+    assert columns == [
+        "id", "submission_id", "names", "emails", "sids", "status", "total", "max",
+        "7.1.3", "7.2.1", "7.2.2", "accuracy: Method I", "accuracy: CLIP probe", "reason",
+    ]  # fmt: skip
+    ada, pair, late = rows["submission_1"], rows["submission_3"], rows["late.ipynb"]
+    identity = [ada[key] for key in ("submission_id", "names", "emails", "sids")]
+    assert identity == ["1", "Ada Lovelace", "ada@x.edu", "1815"]
+    assert pair["names"] == "Alan Turing; Grace Hopper" and pair["emails"] == "a@x.edu; g@x.edu"
+    assert (ada["accuracy: Method I"], ada["accuracy: CLIP probe"], ada["total"]) == ("0.4123", "0.61", "0.5")
+    assert (pair["accuracy: Method I"], pair["accuracy: CLIP probe"], pair["total"]) == ("0.1", "", "1")
+    assert ada["reason"] == "" and pair["reason"].startswith("1 test(s) did not finish: the grade reached its time")
+    assert late["names"] == "" and late["total"] == "" and late["reason"] == "the grader exited with status 3"
+
+
 def test_histogram_is_a_png_with_a_bar_per_occupied_bin(tmp_path):
-    write_histogram([0.0, 0.0, 10.0], tmp_path / "h.png", top=10.0)
-    image = Image.open(tmp_path / "h.png")
-    assert image.format == "PNG"
-    row = [image.getpixel((x, image.height - 70)) for x in range(image.width)]  # just above the x axis
-    runs = sum(1 for x in range(1, len(row)) if row[x] == BAR and row[x - 1] != BAR)
-    assert runs == 2
+    write_histogram([0.0, 0.0, 10.0, 7.5], tmp_path / "h.png", top=10.0)
+    opened = Image.open(tmp_path / "h.png")
+    assert opened.format == "PNG"
+    image = opened.convert("RGB")
+    assert image.width >= 900 and image.height >= 500, "large enough to read at a glance"
+    bar_rows = [y for y in range(image.height) if any(image.getpixel((x, y)) == BAR for x in range(image.width))]
+    base = bar_rows[-3]  # just above the x axis
+    row = [image.getpixel((x, base)) for x in range(image.width)]
+    starts = [x for x in range(1, len(row)) if row[x] == BAR and row[x - 1] != BAR]
+    assert len(starts) == 3, "bars for the bins of 0, 7.5 and 10"
+    heights = []
+    for start in starts:
+        column = start + 3
+        heights.append(base - min(y for y in bar_rows if image.getpixel((column, y)) == BAR))
+    assert heights[0] == pytest.approx(2 * heights[1], rel=0.05) and heights[1] == pytest.approx(heights[2], rel=0.05)
 
 
 def batch(folder: Path, out: Path, cache: Path, python: Path) -> subprocess.CompletedProcess[str]:
@@ -100,7 +204,7 @@ def test_batch_grades_a_folder_reports_a_crash_and_resumes(synthetic_cache, tmp_
     export = tmp_path / "submissions" / "assignment_7_export"
     for name in ("submission_1/work", "submission_3", "submission_4"):
         (export / name).mkdir(parents=True)
-    (export / "submission_metadata.yml").write_text(":submission_1:\n  :submitters: []\n")
+    (export / "submission_metadata.yml").write_text(EXPORT_METADATA)
     shutil.copy(REPO_ROOT / REFERENCE_NOTEBOOK, export / "submission_1" / "work" / "ps7_solution.ipynb")
     shutil.copy(REPO_ROOT / TEMPLATE_NOTEBOOK, export / "student_b.ipynb")
     (export / "submission_3" / "ps7.ipynb").write_bytes(b"\x89\x00\xff garbage \x00" * 100)
@@ -120,9 +224,14 @@ def test_batch_grades_a_folder_reports_a_crash_and_resumes(synthetic_cache, tmp_
     assert "could not grade submission_4" in done.stderr
 
     columns, rows = read_csv(out / "scores.csv")
-    components = columns[4:-1]
-    assert columns[:4] == ["id", "status", "total", "max"] and columns[-1] == "reason" and components
+    components = columns[8:-1]
+    assert columns[:8] == ["id", "submission_id", "names", "emails", "sids", "status", "total", "max"]
+    assert columns[-1] == "reason" and components and not any(column.startswith("accuracy") for column in components)
     assert sorted(rows) == ["student_b", "submission_1", "submission_3", "submission_4"]
+    assert (rows["submission_1"]["names"], rows["submission_1"]["emails"]) == ("Ada Lovelace", "ada@example.edu")
+    group = rows["submission_3"]
+    assert group["names"] == "Alan Turing; O'Neil, Grace" and group["submission_id"] == "3"
+    assert rows["student_b"]["names"] == "" and rows["submission_4"]["sids"] == ""
     crash = rows["submission_4"]
     assert crash["status"] == GRADER_ERROR and crash["total"] == "" and "status 3" in crash["reason"]
     assert "simulated grader crash" in crash["reason"]
@@ -138,7 +247,7 @@ def test_batch_grades_a_folder_reports_a_crash_and_resumes(synthetic_cache, tmp_
     assert float(rows["student_b"]["total"]) == 0 and float(rows["submission_3"]["total"]) == 0
 
     histogram = Image.open(out / "scores-histogram.png")
-    assert histogram.format == "PNG" and BAR in {color for _, color in histogram.getcolors(1 << 20)}
+    assert histogram.format == "PNG" and BAR in {color for _, color in histogram.convert("RGB").getcolors(1 << 20)}
 
     # Second run: the three graded submissions are skipped, the crash is retried, a changed one regraded.
     stamps = {name: (out / name / "results.json").stat().st_mtime_ns for name in ("student_b", "submission_1")}

@@ -140,6 +140,9 @@ def test_usage_errors_exit_2_with_one_line_and_write_nothing(synthetic, tmp_path
     _one_line_usage_error(autograder("batch", tmp_path / "no-folder"), "batch", "no such folder")
     (tmp_path / "folder").mkdir()
     _one_line_usage_error(autograder("batch", tmp_path / "folder", "--profile", "nope"), "batch", "unknown profile")
+    _one_line_usage_error(autograder("batch", tmp_path / "folder", "--gpus", "1,1"), "batch", "--gpus", "twice")
+    local_with_scheduler = autograder("batch", tmp_path / "folder", "--scheduler", "tcp://x:1")
+    _one_line_usage_error(local_with_scheduler, "batch", "--executor dask")
 
 
 def test_a_submission_that_cannot_be_read_is_graded_with_exit_0(synthetic, tmp_path):

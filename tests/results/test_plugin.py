@@ -100,6 +100,7 @@ MAIN_SUITE = '''
         """explicit fraction"""
         credit.fraction = 0.75
         credit.note("accuracy 0.30, full credit from 0.40")
+        credit.record_accuracy("Method I", 0.301234)
 
 
     @pytest.mark.points(1)
@@ -216,6 +217,13 @@ def test_visibility_and_tags_come_from_markers(main_run: tuple[Run, dict[str, An
     tags = {test["name"]: test.get("tags") for test in document["tests"]}
     assert tags.pop("7.1.1 Encoder: output shape is (N, 24, 4, 4)") == ["ae", "7.1"]
     assert set(tags.values()) == {None}
+
+
+def test_recorded_accuracies_go_to_their_tests_extra_data(main_run: tuple[Run, dict[str, Any], Path]) -> None:
+    _, document, _ = main_run
+    extra = {test["name"]: test.get("extra_data") for test in document["tests"]}
+    assert extra.pop("explicit fraction") == {"accuracies": {"Method I": 0.3012}}
+    assert set(extra.values()) == {None}
 
 
 def test_outputs_are_the_messages_students_can_act_on(main_run: tuple[Run, dict[str, Any], Path]) -> None:

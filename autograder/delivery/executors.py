@@ -1,0 +1,399 @@
+"""Where `batch` runs its grades: threads on this machine (`local`), or a Dask cluster (`dask`: a LocalCluster of
+worker processes on this machine or the scheduler at `--scheduler`; `slurm`: Slurm jobs started by dask-jobqueue).
+
+A task is one submission: its files travel in the task, the node runs the same `python -m autograder grade`
+command on them in a private temporary folder (a subprocess, so every guarantee of the sandbox holds there), and
+the task returns what the grade reported on its private pipe with its log. Nothing is written on the TA's side by
+a node: `batch` writes OUT/<id>/ from the returned result. A node that dies mid-task (killed, out of memory, its
+Slurm job ended) loses only the task's attempt: the Dask scheduler gives the task to another worker, up to
+`distributed.scheduler.allowed-failures` times (3), after which the row is a grader error, retried next run.
+
+GPUs: a process that runs grades owns the devices it was given (`--gpus`, or those this node shows: its
+`CUDA_VISIBLE_DEVICES`, else `nvidia-smi -L`); each grade holds one device for its whole run, alone
+(`CUDA_VISIBLE_DEVICES=<that device>`), and waits while every device is busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
+from autograder.worker.confinement import unavailable_reason
+from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OK, GRADER_ERROR = "ok", "grader-error"
+EXECUTORS = ("local", "dask", "slurm")
+GPU_ENVIRONMENT = "PS7_GPUS"  # a node's devices for grades, "0,1" (overrides what the node shows)
+_REPORT_WAIT_SECONDS = 10.0  # after the grade exits, for its pipe to drain (a child still holding it: no more)
+_MAX_REPORT_BYTES = 16 * 1024**2
+_MAX_LOG_BYTES = 4 * 1024**2  # a grade's log comes back whole up to this, else its end
+_PR_SET_PDEATHSIG = 1
+
+
+class ExecutorError(Exception):
+    """The executor cannot start (its engine is not installed, its cluster cannot be reached)."""
+
+
+@dataclass(frozen=True)
+class GradeTask:
+    """Everything a node needs to grade one submission: its files (relative path -> content; a single file
+    has the path "") and the options of the batch."""
+
+    id: str
+    name: str  # the submission's file or folder name, kept on the node (the grader reads the suffix)
+    files: dict[str, bytes]
+    profile: str
+    suite: str
+    timeout: float
+    unsafe_same_user: bool = False
+    threads: int | None = None  # torch threads for the grade; None: this node's cores / its concurrent grades
+    networked: bool = False  # run by a Dask worker: refused where student code would have the network
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What grading one submission gave on its node."""
+
+    status: str  # OK: the grade ended normally and `reported` holds its report; else GRADER_ERROR
+    reason: str
+    reported: bytes
+    log: bytes
+    seconds: float
+    host: str = ""
+    device: str | None = None
+
+
+def pack_submission(path: Path) -> dict[str, bytes]:
+    """The files of a submission (a file, or a folder's regular files by relative path; links are left out), as a
+    task carries them."""
+    if path.is_file():
+        return {"": path.read_bytes()}
+    files = sorted(item for item in path.rglob("*") if item.is_file() and not item.is_symlink())
+    return {item.relative_to(path).as_posix(): item.read_bytes() for item in files}
+
+
+def _unpack(task: GradeTask, into: Path) -> Path:
+    target = into / task.name
+    if "" in task.files:
+        target.write_bytes(task.files[""])
+        return target
+    target.mkdir()
+    for relative, content in task.files.items():
+        destination = (target / relative).resolve()
+        if not destination.is_relative_to(target.resolve()):
+            raise ValueError(f"a submission file escapes its folder: {relative!r}")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(content)
+    return target
+
+
+# ------------------------------------------------------------------------------------------------- devices
+def detect_devices() -> list[str]:
+    """The GPUs this process may hand out: PS7_GPUS, else CUDA_VISIBLE_DEVICES, else those `nvidia-smi -L`
+    lists; none on a machine without GPUs."""
+    for variable in (GPU_ENVIRONMENT, "CUDA_VISIBLE_DEVICES"):
+        value = os.environ.get(variable)
+        if value is not None:
+            return parse_devices(value)
+    program = shutil.which("nvidia-smi")
+    if program is None:
+        return []
+    try:
+        listed = subprocess.run([program, "-L"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(index) for index, line in enumerate(listed.stdout.splitlines()) if line.startswith("GPU ")]
+
+
+def parse_devices(text: str) -> list[str]:
+    """ "0,1" -> ["0", "1"]; "" or "none" -> [] (no GPU: grades run on the CPU)."""
+    if text.strip().lower() in ("", "none", "-1"):
+        return []
+    devices = [part.strip() for part in text.split(",") if part.strip()]
+    if len(set(devices)) != len(devices):
+        raise ValueError(f"a device is listed twice in {text!r}")
+    return devices
+
+
+class DevicePool:
+    """Hands each grade one device of its own for its whole run; `hold()` waits while all are taken.
+    Without devices it hands out None at once (no limit, no CUDA_VISIBLE_DEVICES set)."""
+
+    def __init__(self, devices: Sequence[str]) -> None:
+        self.devices = list(devices)
+        self._free = list(self.devices)
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[str | None]:
+        if not self.devices:
+            yield None
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: bool(self._free))
+            device = self._free.pop(0)
+        try:
+            yield device
+        finally:
+            with self._changed:
+                self._free.append(device)
+                self._changed.notify()
+
+
+_node_pool: DevicePool | None = None
+_node_pool_lock = threading.Lock()
+
+
+def node_pool() -> DevicePool:
+    """The device pool of this process (one per Dask worker process: it owns its node's GPUs)."""
+    global _node_pool
+    with _node_pool_lock:
+        if _node_pool is None:
+            _node_pool = DevicePool(detect_devices())
+        return _node_pool
+
+
+# ---------------------------------------------------------------------------------------------- one grade
+class Running:
+    """The grade processes of this process, so an interrupted batch stops them all."""
+
+    def __init__(self) -> None:
+        self._processes: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._processes.add(process)
+
+    def discard(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._processes.discard(process)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            for process in self._processes:
+                process.kill()
+
+
+def _die_with_this_process() -> None:
+    """In the grade's child, before exec: SIGKILL it when the process that started it dies (a Dask worker
+    killed mid-task must not leave its grade running)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run_grade_task(task: GradeTask, pool: DevicePool | None = None, running: Running | None = None) -> TaskResult:
+    """Grade one submission here with `python -m autograder grade` (PS7_PYTHON, else this interpreter), on a
+    device of `pool` (default: this process's), and return what its grade reported on its private pipe."""
+    pool = pool if pool is not None else node_pool()
+    started = time.monotonic()
+    if task.networked and not task.unsafe_same_user:
+        problem = unavailable_reason()
+        if problem is not None:
+            reason = (
+                f"refusing to grade on {socket.gethostname()}: the worker cannot have namespaces there ({problem}), "
+                "so student code would have the network and could reach the Dask cluster, which runs what it is sent"
+            )
+            return TaskResult(GRADER_ERROR, reason, b"", b"", 0.0, socket.gethostname())
+    python = os.environ.get("PS7_PYTHON") or sys.executable
+    env = dict(os.environ)
+    threads = task.threads or max(1, len(os.sched_getaffinity(0)) // max(1, _concurrent_grades()))
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    with tempfile.TemporaryDirectory(prefix="ps7-batch-") as private, pool.hold() as device:
+        if device is not None:
+            env["CUDA_VISIBLE_DEVICES"] = device
+        folder = Path(private)
+        try:
+            submission = _unpack(task, folder)
+        except (OSError, ValueError) as error:
+            return TaskResult(GRADER_ERROR, f"could not unpack the submission: {error}", b"", b"", 0.0)
+        argv = [python, "-m", "autograder", "grade", str(submission), "--results", str(folder / "results.json")]
+        argv += ["--profile", task.profile, "--suite", task.suite]
+        argv += [UNSAFE_SAME_USER_FLAG] if task.unsafe_same_user else []
+        status, reason, reported, log = _run(argv, env, folder / "grade.log", task.timeout, running)
+    return TaskResult(status, reason, reported, log, round(time.monotonic() - started, 1), socket.gethostname(), device)
+
+
+def _concurrent_grades() -> int:
+    """How many grades this process runs at once: its Dask worker's threads, else 1."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return 1
+
+
+def _run(
+    argv: list[str], env: dict[str, str], log_path: Path, timeout: float, running: Running | None
+) -> tuple[str, str, bytes, bytes]:
+    """Run one grade: (status, reason, the results document it reported on its pipe, its log)."""
+    read_end, write_end = os.pipe()
+    env = {**env, RESULTS_FD_ENVIRONMENT: str(write_end)}
+    reported = bytearray()
+    try:
+        with log_path.open("wb") as stream:
+            process = subprocess.Popen(
+                argv,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_end,),
+                preexec_fn=_die_with_this_process,
+            )
+            os.close(write_end)
+            write_end = -1
+            reader = threading.Thread(target=_read_all, args=(read_end, reported), daemon=True)
+            reader.start()
+            if running is not None:
+                running.add(process)
+            try:
+                code = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                log = _tail(log_path)
+                return GRADER_ERROR, f"grading took longer than {timeout:g} s and was stopped", b"", log
+            finally:
+                if running is not None:
+                    running.discard(process)
+            reader.join(timeout=_REPORT_WAIT_SECONDS)
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+    log = _tail(log_path)
+    if code != 0:
+        reason = f"the grader exited with status {code}: {last_line(log.decode(errors='replace'))}"
+        return GRADER_ERROR, reason, b"", log
+    return OK, "", bytes(reported), log
+
+
+def _tail(path: Path) -> bytes:
+    with path.open("rb") as stream:
+        stream.seek(max(0, path.stat().st_size - _MAX_LOG_BYTES))
+        return stream.read()
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    """Read a pipe to its end (when every process holding its write end has exited or closed it)."""
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            into += chunk
+            if len(into) > _MAX_REPORT_BYTES:
+                into.clear()  # unusable: the batch refuses the empty report
+                break
+    finally:
+        os.close(fd)
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no output)"
+
+
+# ------------------------------------------------------------------------------------------------ executors
+@dataclass
+class LocalExecutor:
+    """`jobs` grades at once in threads of this process, each a `grade` subprocess, on this machine's GPUs."""
+
+    jobs: int
+    devices: Sequence[str] = ()
+    running: Running = field(default_factory=Running)
+
+    def run(self, tasks: Iterable[GradeTask], on_done: Callable[[GradeTask, TaskResult], None]) -> None:
+        pool = DevicePool(self.devices)
+        with ThreadPoolExecutor(max_workers=self.jobs) as threads:
+            futures = {threads.submit(run_grade_task, task, pool, self.running): task for task in tasks}
+            try:
+                for future in as_completed(futures):
+                    on_done(futures[future], future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                self.running.kill_all()
+                raise
+
+
+@dataclass
+class DaskExecutor:
+    """Grades as Dask tasks: on a LocalCluster of `jobs` worker processes (kind "dask", no scheduler), on the
+    cluster whose scheduler is at `scheduler`, or on `jobs` Slurm jobs of one worker each (kind "slurm",
+    configured by dask-jobqueue's `jobqueue.slurm` settings: queue, account, cores, memory, walltime)."""
+
+    kind: str
+    jobs: int
+    scheduler: str | None = None
+    devices: Sequence[str] = ()
+
+    def run(self, tasks: Iterable[GradeTask], on_done: Callable[[GradeTask, TaskResult], None]) -> None:
+        try:
+            from distributed import Client, as_completed
+        except ImportError as error:
+            raise ExecutorError(f"--executor {self.kind} needs Dask: pip install '.[cluster]' ({error})") from error
+        tasks = list(tasks)
+        with contextlib.ExitStack() as stack:
+            client = stack.enter_context(self._client(Client))
+            futures = {}
+            for task in tasks:
+                future = client.submit(run_grade_task, task, key=f"grade-{task.id}-{os.urandom(4).hex()}", pure=False)
+                futures[future] = task
+            try:
+                for future in as_completed(futures):
+                    task = futures[future]
+                    try:
+                        result = future.result()
+                    except Exception as error:  # noqa: BLE001 - KilledWorker and other engine errors: one row
+                        reason = f"the cluster could not run the grade ({type(error).__name__}: {error})"
+                        result = TaskResult(GRADER_ERROR, last_line(reason), b"", b"", 0.0)
+                    on_done(task, result)
+            except BaseException:
+                client.cancel(list(futures), force=True)
+                raise
+
+    @contextlib.contextmanager
+    def _client(self, client_class: type) -> Iterator[object]:
+        if self.scheduler is not None:
+            with client_class(self.scheduler) as client:
+                yield client
+            return
+        if self.kind == "slurm":
+            try:
+                from dask_jobqueue import SLURMCluster
+            except ImportError as error:
+                message = f"--executor slurm needs dask-jobqueue: pip install '.[cluster]' ({error})"
+                raise ExecutorError(message) from error
+            # One worker process per Slurm job: it owns the job's cores and GPUs and gives each grade its share.
+            cluster = SLURMCluster(processes=1)
+            cluster.scale(jobs=self.jobs)
+        else:
+            from distributed import LocalCluster
+
+            # With GPUs, one worker process owns them all and runs one grade per device at once.
+            workers, threads = (1, len(self.devices)) if self.devices else (self.jobs, 1)
+            env = {GPU_ENVIRONMENT: ",".join(self.devices)} if self.devices else {}
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=threads,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                env={"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // self.jobs)), **env},
+            )
+        with cluster, client_class(cluster) as client:
+            yield client
