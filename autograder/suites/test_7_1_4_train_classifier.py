@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from autograder.ingest.reader import CellRef
 from autograder.ingest.static import keyword_arguments_of_calls
 from autograder.training.probe import accuracy
 from autograder.worker.protocol import Observation, encode_tensors
@@ -199,13 +200,13 @@ def test_method3_stays_below_method1(method3_run, profile, test_labels, figures)
         )
 
 
-def _method_calls(submission) -> dict[int, tuple[int, object]]:
+def _method_calls(submission) -> dict[int, tuple[CellRef, object]]:
     """The `train_classifier` call of each method cell: by the `method{k}_` names its cell assigns when that is
     unambiguous, else the first three calls in notebook order (the order of the problem statement)."""
     calls = keyword_arguments_of_calls(submission, "train_classifier", "supervised", position=4)
-    found: dict[int, list[tuple[int, object]]] = {}
+    found: dict[int, list[tuple[CellRef, object]]] = {}
     for cell, value in calls:
-        marks = {k for k in METHODS if re.search(rf"\bmethod{k}_", submission.cell_sources[cell - 1])}
+        marks = {k for k in METHODS if re.search(rf"\bmethod{k}_", submission.source_of(cell.position) or "")}
         if len(marks) == 1:
             found.setdefault(marks.pop(), []).append((cell, value))
     if all(len(found.get(k, [])) == 1 for k in METHODS):
@@ -226,11 +227,11 @@ def test_method_cells_pass_the_right_flags(submission, credit):
             continue
         cell, value = calls[k]
         if value is Ellipsis:
-            problems.append(f"{label} (cell {cell}): `supervised=...` is still a placeholder; write True or False")
+            problems.append(f"{label} ({cell}): `supervised=...` is still a placeholder; write True or False")
         elif not isinstance(value, bool):
-            problems.append(f"{label} (cell {cell}): supervised should be a literal True or False; observed {value!r}")
+            problems.append(f"{label} ({cell}): supervised should be a literal True or False; observed {value!r}")
         elif value is not wanted:
-            problems.append(f"{label} (cell {cell}) is {PURPOSE[k]}: expected supervised={wanted}; observed {value}")
+            problems.append(f"{label} ({cell}) is {PURPOSE[k]}: expected supervised={wanted}; observed {value}")
     credit.award((len(METHODS) - len(problems)) / len(METHODS))
     swapped = all(calls.get(k, (0, None))[1] is (not wanted) for k, (_, wanted) in METHODS.items())
     hint = " The flags are swapped." if swapped else ""

@@ -140,3 +140,21 @@ def test_the_worker_starts_at_collection_only_when_a_selected_test_needs_it(synt
     needed = Recorded(submission, suite="public", only="7.1.1.3")
     assert run(needed).total_score == 0.15
     assert needed.first_test == (1, True) and needed.worker_instance.starts == 1
+
+
+def test_tracebacks_name_the_cell_as_the_notebook_shows_it(synthetic, tmp_path):
+    """The template's Encoder raises NotImplementedError; its traceback names the cell by its place among all the
+    notebook's cells (markdown included) and its `In [N]`, as Jupyter and Colab show them."""
+    notebook = nbformat.read(REPO_ROOT / TEMPLATE_NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for count, cell in enumerate(code, start=1):
+        cell.execution_count = count
+    path = tmp_path / "ran.ipynb"
+    nbformat.write(notebook, path)
+    position, encoder = next(
+        (index, cell) for index, cell in enumerate(notebook.cells, start=1) if "class Encoder(" in cell.source
+    )
+    assert notebook.cells[position - 2].cell_type == "markdown" and position > code.index(encoder) + 1
+    results = grade(path, tmp_path / "r.json", suite="public", only="7.1.1")
+    output = next(test.output for test in results.tests if test.number == "7.1.1.1")
+    assert f'File "<cell {position} (In [{encoder.execution_count}])>", line ' in output, output
