@@ -14,6 +14,9 @@ from autograder.ingest.static import keyword_arguments_of_calls
 from autograder.training.probe import accuracy
 from autograder.worker.protocol import Observation, encode_tensors
 
+STL10_CLASSES = 10
+CHANCE_LOSS = math.log(STL10_CLASSES)  # the cross-entropy of a classifier that guesses
+
 LOSS_TOLERANCE = 1e-4  # relative
 WEIGHT_TOLERANCE = 1e-5
 TRAINING_TIMEOUT = 900.0
@@ -156,7 +159,10 @@ def _accuracy(run: Observation, method: str, test_labels, figures) -> float:
     """Test accuracy of the logits a training run returned (labels stay here), after drawing its loss curve."""
     if not run.ok:
         pytest.fail(f"training {method} with your train_classifier failed: {run.message}", pytrace=False)
-    figures.add_curve(f"7.1.4 {method} classifier loss per epoch (your train_classifier)", run.data["losses"])
+    figures.add_curve(
+        f"7.1.4 {method} classifier loss per epoch (your train_classifier)", run.data["losses"],
+        y_label="cross-entropy (nats)", baseline=(CHANCE_LOSS, f"chance: ln {STL10_CLASSES} = {CHANCE_LOSS:.2f}"),
+    )
     logits = run.tensors["test"]
     assert tuple(logits.shape) == (len(test_labels), 10), (
         f"expected logits of shape ({len(test_labels)}, 10) for the test images; observed {tuple(logits.shape)}"

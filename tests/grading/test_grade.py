@@ -14,6 +14,7 @@ from autograder.grading.plugin import GradingPlugin
 from autograder.ingest import ingest
 from autograder.results.gradescope import Results, from_markdown
 from autograder.results.plugin import ResultsPlugin
+from tests.results.test_html import Outline
 from tests.results.test_schema import load_valid
 
 
@@ -158,3 +159,22 @@ def test_tracebacks_name_the_cell_as_the_notebook_shows_it(synthetic, tmp_path):
     results = grade(path, tmp_path / "r.json", suite="public", only="7.1.1")
     output = next(test.output for test in results.tests if test.number == "7.1.1.1")
     assert f'File "<cell {position} (In [{encoder.execution_count}])>", line ' in output, output
+
+
+def test_the_report_page_escapes_what_the_student_wrote(synthetic, tmp_path):
+    """Markup in a student's error message and printed output reaches the page as text, never as elements."""
+    path = tmp_path / "markup.py"
+    path.write_text(
+        "import torch.nn as nn\n\n"
+        "class Encoder(nn.Module):\n"
+        "    def __init__(self, in_channels=3):\n"
+        "        print('<script>alert(1)</script>')\n"
+        "        raise ValueError('<img src=x onerror=alert(2)>')\n"
+    )
+    page_path = tmp_path / "report.html"
+    results = grade(path, tmp_path / "r.json", suite="public", only="7.1.1", html=page_path)
+    assert results.total_score == 0
+    page = page_path.read_text(encoding="utf-8")
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "<img src=x" not in page and "<script>" not in page
+    assert Outline(page).kinds()[-1] == "table" and "No figures" in page
