@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 
+import numpy
 import pytest
 import torch
 from markupsafe import escape
@@ -174,3 +177,30 @@ def test_the_summary_is_not_a_warning_and_a_page_without_figures_says_why():
     assert 'class="staff"' not in page and '<div class="summary"><pre>2 definitions could not be loaded' in page
     assert "No figures: they come from the tests that train" in page
     assert Outline(page).kinds() == ["h2", "h2", "table"]
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None,
+    reason="Chromium is not installed (Debian: apt-get install chromium), so the page is not rendered in a browser",
+)
+def test_a_browser_shows_the_enlarged_pictures_at_the_top_of_the_page(tmp_path):
+    """Headless Chromium renders the page: the reconstructions (pure red test images here) are on the first screen,
+    at twice their size, and the curves' PNGs load."""
+    figures = Figures()
+    figures.add_images("reconstructions", torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(16, 3, 64, 64),
+                       columns=8, heading="Reconstructions")
+    figures.add_curve("loss", [0.09, 0.05, 0.03])
+    page = write_html(_results(), figures, tmp_path / "report.html", title="ps7.ipynb", profile="synthetic")
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--force-device-scale-factor=1", "--window-size=1280,900", f"--screenshot={shot}", page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    pixels = numpy.asarray(Image.open(shot).convert("RGB")).astype(int)
+    red = (pixels[:, :, 0] > 240) & (pixels[:, :, 1] < 15) & (pixels[:, :, 2] < 15)
+    rows, columns = numpy.nonzero(red)
+    assert rows.size, "no reconstruction is visible on the first screen"
+    # 8 columns and 2 rows of 64-pixel images with 2 white pixels after each, all drawn twice as large.
+    assert (columns.max() - columns.min() + 1, rows.max() - rows.min() + 1) == (8 * 66 * 2 - 4, 2 * 66 * 2 - 4)
+    assert red[rows.min(), columns.min() : columns.min() + 128].all() and not red[rows.min(), columns.min() + 128]
