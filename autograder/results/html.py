@@ -34,8 +34,9 @@ PROFILE_NOTES = {
 def render_html(
     results: Results, figures: Figures, *, title: str, profile: str, staff_notes: Sequence[str] = ()
 ) -> str:
-    """The page: the pictures first, then the curves, the summary and the table. `staff_notes` (what the grader
-    printed for the staff, e.g. an uncalibrated profile) are shown at the top, since the page is for the staff."""
+    """The page: the tests that lost points (one line each, linked to their row), the pictures, then the curves,
+    the summary and the table. `staff_notes` (what the grader printed for the staff, e.g. an uncalibrated
+    profile) are shown at the top, since the page is for the staff."""
     tests = results.tests
     return _ENVIRONMENT.get_template("report.html.j2").render(
         title=title,
@@ -44,6 +45,7 @@ def render_html(
         score=sum(test.score for test in tests),
         maximum=sum(test.max_score for test in tests),
         passed=sum(test.score >= test.max_score for test in tests),
+        lost=[(row, test) for row, test in enumerate(tests, start=1) if test.score < test.max_score],
         staff_notes=[note for note in staff_notes if note.strip()],
         output=results.output.strip(),
         tests=tests,

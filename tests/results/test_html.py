@@ -163,6 +163,9 @@ def test_the_pictures_come_first_then_the_curves_the_summary_and_the_table():
         "Images", "Reconstructions", "Retrieval: “a <red> circle”", "Training curves", "Summary", "Tests"
     ]
     assert "Retrieval: “a &lt;red&gt; circle”" in page
+    # The test that lost points is named at the top, linked to its row of the table.
+    assert '<li><a href="#test-2">7.2.2.1</a> 7.2.2 CLIPModel: &lt;loss&gt;: 0 / 1</li>' in page
+    assert page.index("Lost points") < page.index("<h2>Images") and 'id="test-2">' in page.split("<table>")[1]
     # 64-pixel images are shown at twice their size (8 columns of 66 pixels fill the page), without smoothing.
     assert re.search(r'<img class="grid" src="[^"]+" width="1056"', page)
     assert "image-rendering: pixelated" in page
