@@ -74,4 +74,4 @@ def test_the_report_shows_what_the_reference_learned(documents):
 def test_the_template_report_says_why_it_has_no_figures(documents):
     page = documents["template"]["html"]
     assert Outline(page).kinds()[-1] == "table" and "img.grid" not in Outline(page).kinds()
-    assert "No figures: they come from the tests that train" in page
+    assert "No figures: they come from the training tests" in page

@@ -178,7 +178,7 @@ def test_the_pictures_come_first_then_the_curves_the_summary_and_the_table():
 def test_the_summary_is_not_a_warning_and_a_page_without_figures_says_why():
     page = render_html(_results(), Figures(), title="ps7.ipynb", profile="stl10")
     assert 'class="staff"' not in page and '<div class="summary"><pre>2 definitions could not be loaded' in page
-    assert "No figures: they come from the tests that train" in page
+    assert "No figures: they come from the training tests" in page
     assert Outline(page).kinds() == ["h2", "h2", "table"]
 
 
