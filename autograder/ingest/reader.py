@@ -26,7 +26,8 @@ DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024
 _DOWNLOAD_HINT = "In Colab use File > Download > Download .ipynb and submit that file."
 # Cell markers of jupytext/VS Code ("# %%", "#%%") and of `jupyter nbconvert --to script` ("# In[3]:").
 _PERCENT_MARKER = re.compile(r"^#\s?%%(?P<rest>(?:\s.*)?)$")
-_NBCONVERT_MARKER = re.compile(r"^# In\[ *(?P<count>\d*) *\]:\s*$")
+_NBCONVERT_MARKER = re.compile(r"^# In\[(?P<count>[\d ]*)\]:\s*$")
+_MAX_COUNT_DIGITS = 9  # a longer "execution count" is not one (and int() of thousands of digits raises)
 _NON_CODE_CELL = re.compile(r"\[(?:markdown|md|raw)\]")
 _CODING_LINE = re.compile(r"^#.*coding[:=]")
 
@@ -123,6 +124,8 @@ def _notebook_cells(name: str, data: bytes) -> list[SourceCell]:
         ) from None
     except RecursionError:
         raise IngestError(f"{name} is not a notebook: its JSON is nested too deeply. {_DOWNLOAD_HINT}") from None
+    except ValueError as exc:  # a number of thousands of digits (an execution count, say) exceeds int()'s limit
+        raise IngestError(f"{name} is a damaged notebook ({exc}). {_DOWNLOAD_HINT}") from None
     del text
     if not isinstance(raw, dict):
         raise IngestError(
@@ -202,7 +205,8 @@ def _python_cells(name: str, data: bytes) -> list[SourceCell]:
         nbconvert = _NBCONVERT_MARKER.match(line)
         if percent or nbconvert:
             is_code = not (percent and _NON_CODE_CELL.search(percent.group("rest")))
-            count = _execution_count(int(nbconvert.group("count"))) if nbconvert and nbconvert.group("count") else None
+            digits = nbconvert.group("count").strip() if nbconvert else ""
+            count = _execution_count(int(digits)) if digits.isdigit() and len(digits) <= _MAX_COUNT_DIGITS else None
             cells.append(_PyCell(index + 1, is_code, [], count))
         else:
             cells[-1].body.append(line)

@@ -272,6 +272,22 @@ def test_nbconvert_exports_count_cells_as_their_notebook_did(tmp_path):
     ]
 
 
+def test_a_notebook_with_a_number_too_long_for_int_is_refused_as_damaged(tmp_path):
+    path = _write_notebook(tmp_path / "huge.ipynb", [new_code_cell("x = 1", execution_count=1)])
+    path.write_text(path.read_text().replace('"execution_count": 1', f'"execution_count": {"9" * 5000}'))
+    with pytest.raises(IngestError, match=r"huge\.ipynb is a damaged notebook .*digits"):
+        read_cells(path)
+
+
+def test_an_nbconvert_marker_with_a_huge_count_is_still_a_cell_without_a_count(tmp_path):
+    script = tmp_path / "export.py"
+    script.write_text(f"# In[{'9' * 5000}]:\n\n\nx = 1\n\n\n# In[ 2 ]:\n\n\ny = 2\n")
+    cells = read_cells(script)
+    assert [(cell.position, cell.execution_count, cell.source.strip()) for cell in cells] == [
+        (1, None, "x = 1"), (2, 2, "y = 2"),
+    ]
+
+
 def test_percent_format_cells_are_numbered_with_their_markdown(tmp_path):
     script = tmp_path / "jupytext.py"
     script.write_text(
