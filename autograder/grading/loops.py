@@ -36,7 +36,7 @@ from autograder.ingest.extract import Submission
 from autograder.ingest.static import LoopFinding, find_python_loops, find_tracing_names
 
 GROWTH_PER_ITEM = 0.25
-_CELL_FILE = re.compile(r"<cell (\d+)>")
+_CELL_FILE = re.compile(r"<cell (\d+)(?: \(In \[\d+\]\))?>")  # CellRef.filename
 _SHOWN_LINES = 4
 _LINE_CHARS = 80
 
@@ -52,6 +52,7 @@ class GrownLine:
 
     @property
     def cell(self) -> int | None:
+        """The position of the line's cell in the notebook, None for code not compiled from a cell."""
         match = _CELL_FILE.fullmatch(self.filename)
         return int(match.group(1)) if match else None
 
@@ -104,15 +105,15 @@ def untrusted_trace(
 
 def _named(grown: GrownLine, findings: list[LoopFinding], submission: Submission) -> str:
     """ "cell C, line L: <what the static scan calls it, or the line itself> (ran a times, then b times)"."""
-    finding = next((f for f in findings if (f.cell, f.line) == (grown.cell, grown.line)), None)
+    finding = next((f for f in findings if (f.cell.position, f.line) == (grown.cell, grown.line)), None)
     if finding is not None:
         text = finding.describe()
     else:
-        where = f"cell {grown.cell}" if grown.cell is not None else grown.filename
-        text = f"{where}, line {grown.line}"
-        sources = submission.cell_sources
-        if grown.cell is not None and 0 < grown.cell <= len(sources):
-            lines = sources[grown.cell - 1].split("\n")
+        cell = next((cell for cell in submission.cells if cell.position == grown.cell), None)
+        text = f"{cell or grown.filename}, line {grown.line}"
+        source = submission.source_of(cell.position) if cell is not None else None
+        if source is not None:
+            lines = source.split("\n")
             if 0 < grown.line <= len(lines):
                 code = " ".join(lines[grown.line - 1].split())
                 text += f": `{code[: _LINE_CHARS - 1] + '…' if len(code) > _LINE_CHARS else code}`"

@@ -22,13 +22,14 @@ from autograder.ingest.extract import (
     parse_cell,
 )
 from autograder.ingest.preprocess import DEFAULT_STEPS, CellContext, preprocess_cells
-from autograder.ingest.reader import ACCEPTED_KINDS, IngestError, SourceCell, read_cells
+from autograder.ingest.reader import ACCEPTED_KINDS, CellRef, IngestError, SourceCell, read_cells
 from autograder.ingest.static import function_has_python_loops, keyword_arguments_of_calls
 
 __all__ = [
     "ACCEPTED_KINDS",
     "DEFAULT_STEPS",
     "CellContext",
+    "CellRef",
     "Definition",
     "ImportStmt",
     "IngestError",

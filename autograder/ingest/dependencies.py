@@ -28,6 +28,7 @@ from typing import Any
 
 from autograder.assignment.source import SOURCE_FILE, provided_code, read_cells, render
 from autograder.ingest.extract import Statement, Submission
+from autograder.ingest.reader import CellRef
 
 TRAINING_METHODS = frozenset({"fit", "fit_transform", "backward"})
 _COMPREHENSIONS = frozenset({"listcomp", "setcomp", "dictcomp", "genexpr"})
@@ -235,7 +236,7 @@ class Part:
 
     name: str  # the definition's name, or "cell C, line L" for a statement
     source: str
-    cell: int
+    cell: CellRef
     lineno: int
     binds: tuple[str, ...] = ()
     label: str = ""  # how a statement is named to the student
@@ -244,7 +245,7 @@ class Part:
         return {
             "name": self.name,
             "source": self.source,
-            "filename": f"<cell {self.cell}>",
+            "filename": self.cell.filename,
             "lineno": self.lineno,
             "binds": list(self.binds),
             "label": self.label or f"`{self.name}`",
@@ -267,7 +268,7 @@ class _Unit:
     index: int
     kind: str  # "import", "definition", "statement"
     name: str
-    cell: int
+    cell: CellRef
     lineno: int
     source: str
     label: str
@@ -276,7 +277,7 @@ class _Unit:
 
     @property
     def place(self) -> str:
-        return f"cell {self.cell}, line {self.lineno}"
+        return f"{self.cell}, line {self.lineno}"
 
 
 def _short(source: str) -> str | None:
@@ -293,14 +294,14 @@ def _units(submission: Submission, supplied: frozenset[str]) -> tuple[list[_Unit
     """The imports, definitions and statements in notebook order, with their names; and the definitions of
     names the provided code supplies (never loaded, so not analysed: a student copy of the provided cells
     would otherwise cost most of the analysis)."""
-    raw: list[tuple[str, str, int, int, str, str]] = []
+    raw: list[tuple[str, str, CellRef, int, str, str]] = []
     raw += [("import", s.source, s.cell, s.lineno, s.source, s.source) for s in submission.imports]
     raw += [
         ("definition", d.name, d.cell, d.lineno, d.source, d.name)
         for d in submission.definitions.values()
         if d.name not in supplied
     ]
-    raw += [("statement", f"cell {s.cell}, line {s.lineno}", s.cell, s.lineno, s.source, _label(s))
+    raw += [("statement", f"{s.cell}, line {s.lineno}", s.cell, s.lineno, s.source, _label(s))
             for s in submission.statements]
     raw.sort(key=lambda item: (item[2], item[3]))  # stable: an import before a statement on its line
     units = []
@@ -416,7 +417,7 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
         definition = submission.definitions[name]
         if definition.kind != "constant" and not _same_code(definition.source, provided.get(name)):
             notes.append(
-                f"cell {definition.cell}: you changed the provided `{name}`; the grader uses the provided version"
+                f"{definition.cell}: you changed the provided `{name}`; the grader uses the provided version"
             )
     parts: list[Part] = []
     for unit in units:
@@ -436,10 +437,9 @@ def load_plan(submission: Submission, facts: AssignmentFacts | None = None) -> L
     for root in sorted(facts.graded):
         places = submission.redefinitions.get(root)
         if places:
-            where = ", ".join(f"cell {cell}, line {line}" for cell, line in places)
-            cell = places[-1][0]
+            where = ", ".join(f"{cell}, line {line}" for cell, line in places)
             diagnostics.append(
-                f"`{root}` is defined {len(places)} times ({where}): the grader graded the last one, in cell {cell}"
+                f"`{root}` is defined {len(places)} times ({where}): the grader graded the last one, in {places[-1][0]}"
             )
         diagnostics.extend(f"`{root}` uses `{name}`, {reasons[name]}" for name in uses.get(root, []))
     not_run = {name: f"`{name}` is {why}" for name, why in reasons.items()}

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from autograder.ingest.preprocess import DEFAULT_STEPS, Step, preprocess_cells, short_label
-from autograder.ingest.reader import DEFAULT_MAX_FILE_BYTES, IngestError, SourceCell, read_cells
+from autograder.ingest.reader import DEFAULT_MAX_FILE_BYTES, CellRef, IngestError, SourceCell, read_cells
 from autograder.worker.names import IMPORT_ERRORS_NAME
 
 _LABELS_SHOWN = 3
@@ -38,13 +38,13 @@ class Limits:
 @dataclass(frozen=True)
 class Definition:
     """A top-level function, class or constant. `source` compiles on its own; its first line is line
-    `lineno` of code cell `cell` (1-based), so padding it with `lineno - 1` newlines and compiling it
-    under the name f"<cell {cell}>" gives tracebacks the student's own line numbers."""
+    `lineno` of cell `cell`, so padding it with `lineno - 1` newlines and compiling it under the name
+    `cell.filename` gives tracebacks the student's own cell and line numbers."""
 
     name: str
     kind: str
     source: str
-    cell: int
+    cell: CellRef
     lineno: int
 
 
@@ -53,24 +53,25 @@ class ImportStmt:
     """A top-level import, kept as written so the worker can bind the names the definitions use."""
 
     source: str
-    cell: int
+    cell: CellRef
     lineno: int
 
 
 @dataclass(frozen=True)
 class Statement:
     """Any other top-level statement (`device = ...`, `with ...:`, a training call), as written; it compiles
-    on its own and starts at line `lineno` of code cell `cell`. `label` names it for the student."""
+    on its own and starts at line `lineno` of cell `cell`. `label` names it for the student."""
 
     source: str
-    cell: int
+    cell: CellRef
     lineno: int
     label: str
 
 
 @dataclass(frozen=True)
 class Submission:
-    """The gradable content of a submission: plain text, never executed in the trusted process."""
+    """The gradable content of a submission: plain text, never executed in the trusted process. `cells`,
+    `cell_sources` and `file_lines` describe the code cells, in order."""
 
     definitions: dict[str, Definition]
     imports: list[ImportStmt]
@@ -81,7 +82,13 @@ class Submission:
     text_cells: list[str] = field(default_factory=list)  # markdown: where the report answers are
     statements: list[Statement] = field(default_factory=list)
     # (cell, line) of every definition of a name defined more than once, in cell order; the last one counts
-    redefinitions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    redefinitions: dict[str, list[tuple[CellRef, int]]] = field(default_factory=dict)
+    cells: list[CellRef] = field(default_factory=list)
+
+    def source_of(self, position: int) -> str | None:
+        """The (preprocessed) code of the code cell at this notebook position, None when there is none."""
+        sources = zip(self.cells, self.cell_sources, strict=True)
+        return next((source for cell, source in sources if cell.position == position), None)
 
     def module_source(self, names: set[str] | None = None, *, guard_imports: bool = True) -> str:
         """Render the imports and the chosen definitions (all when `names` is None) as one module.
@@ -104,11 +111,11 @@ class Submission:
                 continue
             seen.add(stmt.source)
             (futures if stmt.source.startswith("from __future__") else imports).append(stmt)
-        parts = [f"{stmt.source}  # cell {stmt.cell}" for stmt in futures]
+        parts = [f"{stmt.source}  # {stmt.cell}" for stmt in futures]
         if guard_imports and imports:
             parts.append(f"{IMPORT_ERRORS_NAME} = []")
         for stmt in imports:
-            where = f"cell {stmt.cell}, line {stmt.lineno}"
+            where = f"{stmt.cell}, line {stmt.lineno}"
             if guard_imports:
                 parts.append(
                     f"try:  # {where}\n{textwrap.indent(stmt.source, '    ')}\n"
@@ -118,7 +125,7 @@ class Submission:
             else:
                 parts.append(f"# {where}\n{stmt.source}")
         ordered = sorted(chosen, key=lambda d: (d.kind != "constant", d.cell, d.lineno))
-        parts.extend(f"# cell {d.cell}, line {d.lineno}\n{d.source}" for d in ordered)
+        parts.extend(f"# {d.cell}, line {d.lineno}\n{d.source}" for d in ordered)
         return "\n".join(parts) + "\n"
 
 
@@ -263,19 +270,19 @@ def _is_noise(stmt: ast.stmt) -> bool:
     )
 
 
-def _where(cell: int, line: int | None, file_line: int | None) -> str:
+def _where(cell: CellRef, line: int | None, file_line: int | None) -> str:
     if line is None:
-        return f"cell {cell}"
-    text = f"cell {cell}, line {line}"
+        return str(cell)
+    text = f"{cell}, line {line}"
     return f"{text} (file line {file_line + line - 1})" if file_line is not None else text
 
 
-def _compile_error(stmt: ast.stmt, cell: int) -> SyntaxError | None:
+def _compile_error(stmt: ast.stmt, cell: CellRef) -> SyntaxError | None:
     """Errors the compiler finds but the parser does not; compiling the node itself avoids a re-parse."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            compile(ast.Module(body=[stmt], type_ignores=[]), f"<cell {cell}>", "exec", dont_inherit=True)
+            compile(ast.Module(body=[stmt], type_ignores=[]), cell.filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
         return exc
     except (ValueError, MemoryError, RecursionError) as exc:
@@ -283,7 +290,7 @@ def _compile_error(stmt: ast.stmt, cell: int) -> SyntaxError | None:
     return None
 
 
-def _syntax_message(exc: SyntaxError, cell: int, file_line: int | None) -> str:
+def _syntax_message(exc: SyntaxError, cell: CellRef, file_line: int | None) -> str:
     message = f"{_where(cell, exc.lineno, file_line)}: {exc.msg}"
     text = (exc.text or "").strip()
     if text:
@@ -302,6 +309,12 @@ def extract(
     other top-level statements (which run only when a graded definition needs them)."""
     cells = [cell if isinstance(cell, SourceCell) else SourceCell(cell) for cell in cells]
     text_cells = [cell.source for cell in cells if cell.kind == "text"]
+    # Cells that do not say where they are (a plain list of sources) are numbered in the order given.
+    references = [
+        CellRef(cell.position or index, cell.execution_count)
+        for index, cell in enumerate(cells, start=1)
+        if cell.kind == "code"
+    ]
     cells = [cell for cell in cells if cell.kind == "code"]
     if len(cells) > limits.max_cells:
         raise IngestError(f"{origin} has {len(cells)} code cells; at most {limits.max_cells} are accepted.")
@@ -314,26 +327,26 @@ def extract(
     definitions: dict[str, Definition] = {}
     imports: list[ImportStmt] = []
     statements: list[Statement] = []
-    sites: dict[str, list[tuple[int, int]]] = {}
+    sites: dict[str, list[tuple[CellRef, int]]] = {}
     diagnostics: list[str] = []
-    for number, (cell, source, notes) in enumerate(zip(cells, sources, removed, strict=True), start=1):
+    for place, cell, source, notes in zip(references, cells, sources, removed, strict=True):
         dropped = list(notes)  # (line, label) pairs
         try:
             tree = parse_cell(source, limits)
         except SyntaxError as exc:
-            diagnostics.append(_syntax_message(exc, number, cell.file_line) + " (cell skipped)")
+            diagnostics.append(_syntax_message(exc, place, cell.file_line) + " (cell skipped)")
             continue
         lines = source.split("\n")
         for stmt in tree.body:
             if isinstance(stmt, ast.Import | ast.ImportFrom):
                 if _imports_the_grader(stmt):
                     diagnostics.append(
-                        f"{_where(number, stmt.lineno, cell.file_line)}: imports of the grader's own package "
+                        f"{_where(place, stmt.lineno, cell.file_line)}: imports of the grader's own package "
                         "(`autograder`) are not allowed; the import was skipped"
                     )
                     continue
                 text = _segment(lines, stmt.lineno, stmt.col_offset, stmt.end_lineno, stmt.end_col_offset)
-                imports.append(ImportStmt(text, number, stmt.lineno))
+                imports.append(ImportStmt(text, place, stmt.lineno))
                 continue
             if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 start = min([stmt.lineno, *(d.lineno for d in stmt.decorator_list)])
@@ -346,23 +359,23 @@ def extract(
                 if not _is_noise(stmt):
                     label = _describe(stmt)
                     dropped.append((stmt.lineno, label))
-                    if _compile_error(stmt, number) is None:
+                    if _compile_error(stmt, place) is None:
                         text = _segment(lines, stmt.lineno, stmt.col_offset, stmt.end_lineno, stmt.end_col_offset)
-                        statements.append(Statement(text, number, stmt.lineno, label))
+                        statements.append(Statement(text, place, stmt.lineno, label))
                 continue
-            error = _compile_error(stmt, number)
+            error = _compile_error(stmt, place)
             if error is not None:
-                diagnostics.append(_syntax_message(error, number, cell.file_line) + f" ({name} skipped)")
+                diagnostics.append(_syntax_message(error, place, cell.file_line) + f" ({name} skipped)")
                 continue
             definitions.pop(name, None)  # a redefinition moves the name to its new place in cell order
-            definitions[name] = Definition(name, kind, text, number, start)
-            sites.setdefault(name, []).append((number, start))
+            definitions[name] = Definition(name, kind, text, place, start)
+            sites.setdefault(name, []).append((place, start))
         if dropped:
             dropped.sort(key=lambda item: item[0])
             shown = ", ".join(label for _, label in dropped[:_LABELS_SHOWN])
             shown += ", …" if len(dropped) > _LABELS_SHOWN else ""
             plural = "s" if len(dropped) > 1 else ""
-            diagnostics.append(f"cell {number}: {len(dropped)} statement{plural} not run by the grader ({shown})")
+            diagnostics.append(f"{place}: {len(dropped)} statement{plural} not run by the grader ({shown})")
     return Submission(
         definitions=definitions,
         imports=imports,
@@ -373,6 +386,7 @@ def extract(
         text_cells=text_cells,
         statements=statements,
         redefinitions={name: places for name, places in sites.items() if len(places) > 1},
+        cells=references,
     )
 
 

@@ -10,6 +10,7 @@ import ast
 from dataclasses import dataclass
 
 from autograder.ingest.extract import Definition, Submission, parse_cell
+from autograder.ingest.reader import CellRef
 
 _LOOP_WORDS = {
     ast.ListComp: "list comprehension",
@@ -34,7 +35,7 @@ class _Located:
     owner: ast.ClassDef | None
 
     @property
-    def key(self) -> tuple[int, int, int, int]:
+    def key(self) -> tuple[CellRef, int, int, int]:
         """Identifies the function by position, since every lookup parses the definition afresh."""
         return (self.definition.cell, self.definition.lineno, self.node.lineno, self.node.col_offset)
 
@@ -42,7 +43,7 @@ class _Located:
         return self.definition.lineno + node.lineno - 1
 
     def where(self, node: ast.AST) -> str:
-        return f"cell {self.definition.cell}, line {self.line_of(node)}"
+        return f"{self.definition.cell}, line {self.line_of(node)}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class LoopFinding:
     """One loop or comprehension: where it is (cell, line in the cell), what it is, and through which helper
     it was reached ("" for the function itself)."""
 
-    cell: int
+    cell: CellRef
     line: int
     word: str
     snippet: str
@@ -58,7 +59,7 @@ class LoopFinding:
 
     def describe(self) -> str:
         prefix = f"in helper {self.via}: " if self.via else ""
-        return f"{prefix}cell {self.cell}, line {self.line}: {self.word} `{self.snippet}`"
+        return f"{prefix}{self.cell}, line {self.line}: {self.word} `{self.snippet}`"
 
 
 def _snippet(node: ast.AST) -> str:
@@ -92,7 +93,7 @@ def _locate(submission: Submission, qualname: str) -> _Located:
         found = _members(node).get(part)
         if found is None:
             parent = getattr(node, "name", head)
-            raise KeyError(f"{qualname}: {part!r} is not defined in {parent} (cell {definition.cell})")
+            raise KeyError(f"{qualname}: {part!r} is not defined in {parent} ({definition.cell})")
         owner = node if isinstance(node, ast.ClassDef) else None
         node = found
     if not isinstance(node, _FunctionNode):
@@ -232,12 +233,12 @@ def _literal(node: ast.AST | None) -> object | None:
 
 def keyword_arguments_of_calls(
     submission: Submission, func_name: str, keyword: str, *, position: int | None = None
-) -> list[tuple[int, object | None]]:
+) -> list[tuple[CellRef, object | None]]:
     """For every call `func_name(..., keyword=<literal>)` in the cells (in cell and source order), the
-    cell number and the literal value; None when the argument is absent or not a literal. `position`
+    cell and the literal value; None when the argument is absent or not a literal. `position`
     (0-based) also reads the argument when it is passed positionally. Cells that do not parse are skipped."""
-    results: list[tuple[int, object | None]] = []
-    for number, source in enumerate(submission.cell_sources, start=1):
+    results: list[tuple[CellRef, object | None]] = []
+    for cell, source in zip(submission.cells, submission.cell_sources, strict=True):
         try:
             tree = parse_cell(source)
         except SyntaxError:
@@ -249,5 +250,5 @@ def keyword_arguments_of_calls(
             if value is None and position is not None and len(positional) > position:
                 if not any(isinstance(arg, ast.Starred) for arg in positional):
                     value = positional[position]
-            results.append((number, _literal(value)))
+            results.append((cell, _literal(value)))
     return results

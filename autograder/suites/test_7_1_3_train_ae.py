@@ -128,10 +128,16 @@ def test_train_ae_learns_useful_features(method1_run, profile, probe_accuracy, f
     if not method1_run.ok:
         pytest.fail(f"training the autoencoder with your train_ae failed: {method1_run.message}", pytrace=False)
     losses = method1_run.data["losses"]
-    figures.add_curve("7.1.3 autoencoder reconstruction loss per epoch (your train_ae)", losses)
+    figures.add_curve(
+        "7.1.3 autoencoder reconstruction loss per epoch (your train_ae; pixel values in [0, 1])", losses,
+        y_label="mean squared error per pixel",
+    )
     originals, reconstructions = method1_run.tensors["originals"], method1_run.tensors["reconstructions"]
     shown = torch.cat([originals.float() / 255, reconstructions.float()])
-    figures.add_images("7.1.3 test images (top) and their reconstructions (bottom), your train_ae", shown)
+    figures.add_images(
+        "7.1.3 test images (top) and their reconstructions (bottom), your train_ae", shown, columns=len(originals),
+        heading="Reconstructions: the grader's autoencoder trained by your train_ae",
+    )
     accuracy = probe_accuracy(method1_run)
     credit.record_accuracy("Method I", accuracy)
     threshold = profile.thresholds.method1

@@ -9,10 +9,14 @@ import re
 
 import pytest
 
+from autograder.ingest.reader import CellRef
 from autograder.ingest.static import keyword_arguments_of_calls
 from autograder.profiles.timing import training_call_seconds
 from autograder.training.probe import accuracy
 from autograder.worker.protocol import Observation, encode_tensors
+
+STL10_CLASSES = 10
+CHANCE_LOSS = math.log(STL10_CLASSES)  # the cross-entropy of a classifier that guesses
 
 LOSS_TOLERANCE = 1e-4  # relative
 WEIGHT_TOLERANCE = 1e-5
@@ -156,7 +160,10 @@ def _accuracy(run: Observation, method: str, test_labels, figures) -> float:
     """Test accuracy of the logits a training run returned (labels stay here), after drawing its loss curve."""
     if not run.ok:
         pytest.fail(f"training {method} with your train_classifier failed: {run.message}", pytrace=False)
-    figures.add_curve(f"7.1.4 {method} classifier loss per epoch (your train_classifier)", run.data["losses"])
+    figures.add_curve(
+        f"7.1.4 {method} classifier loss per epoch (your train_classifier)", run.data["losses"],
+        y_label="cross-entropy (nats)", baseline=(CHANCE_LOSS, f"chance: ln {STL10_CLASSES} = {CHANCE_LOSS:.2f}"),
+    )
     logits = run.tensors["test"]
     assert tuple(logits.shape) == (len(test_labels), 10), (
         f"expected logits of shape ({len(test_labels)}, 10) for the test images; observed {tuple(logits.shape)}"
@@ -202,13 +209,13 @@ def test_method3_stays_below_method1(method3_run, profile, test_labels, figures,
         )
 
 
-def _method_calls(submission) -> dict[int, tuple[int, object]]:
+def _method_calls(submission) -> dict[int, tuple[CellRef, object]]:
     """The `train_classifier` call of each method cell: by the `method{k}_` names its cell assigns when that is
     unambiguous, else the first three calls in notebook order (the order of the problem statement)."""
     calls = keyword_arguments_of_calls(submission, "train_classifier", "supervised", position=4)
-    found: dict[int, list[tuple[int, object]]] = {}
+    found: dict[int, list[tuple[CellRef, object]]] = {}
     for cell, value in calls:
-        marks = {k for k in METHODS if re.search(rf"\bmethod{k}_", submission.cell_sources[cell - 1])}
+        marks = {k for k in METHODS if re.search(rf"\bmethod{k}_", submission.source_of(cell.position) or "")}
         if len(marks) == 1:
             found.setdefault(marks.pop(), []).append((cell, value))
     if all(len(found.get(k, [])) == 1 for k in METHODS):
@@ -229,11 +236,11 @@ def test_method_cells_pass_the_right_flags(submission, credit):
             continue
         cell, value = calls[k]
         if value is Ellipsis:
-            problems.append(f"{label} (cell {cell}): `supervised=...` is still a placeholder; write True or False")
+            problems.append(f"{label} ({cell}): `supervised=...` is still a placeholder; write True or False")
         elif not isinstance(value, bool):
-            problems.append(f"{label} (cell {cell}): supervised should be a literal True or False; observed {value!r}")
+            problems.append(f"{label} ({cell}): supervised should be a literal True or False; observed {value!r}")
         elif value is not wanted:
-            problems.append(f"{label} (cell {cell}) is {PURPOSE[k]}: expected supervised={wanted}; observed {value}")
+            problems.append(f"{label} ({cell}) is {PURPOSE[k]}: expected supervised={wanted}; observed {value}")
     credit.award((len(METHODS) - len(problems)) / len(METHODS))
     swapped = all(calls.get(k, (0, None))[1] is (not wanted) for k, (_, wanted) in METHODS.items())
     hint = " The flags are swapped." if swapped else ""

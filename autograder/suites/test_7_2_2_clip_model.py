@@ -266,11 +266,16 @@ def test_clip_training_gives_a_good_linear_probe(clip_training, probe_accuracy, 
     if not clip_training.ok:
         pytest.fail(f"training CLIP with your CLIPModel failed: {clip_training.message}", pytrace=False)
     losses = clip_training.data["losses"]
-    figures.add_curve("7.2.2 CLIP training loss per epoch (your CLIPModel)", losses)
+    figures.add_curve(
+        "7.2.2 CLIP training loss per epoch (your CLIPModel)", losses, y_label="symmetric InfoNCE loss (nats)"
+    )
     if "retrieved" in clip_training.tensors:
         queries = clip_training.data["queries"]
         for query, shown in zip(queries, clip_training.tensors["retrieved"].chunk(len(queries)), strict=True):
-            figures.add_images(f"7.2.2 validation images your trained CLIP retrieves first for “{query}”", shown)
+            figures.add_images(
+                f"7.2.2 validation images your trained CLIP retrieves first for “{query}”, best first", shown,
+                columns=len(shown), heading=f"Retrieval: “{query}”",
+            )
     accuracy = probe_accuracy(clip_training)
     credit.record_accuracy("CLIP probe", accuracy)
     threshold = profile.thresholds.clip

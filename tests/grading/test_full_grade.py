@@ -12,6 +12,7 @@ from autograder.grading import grade
 from autograder.grading.grade import TOTAL_POINTS
 from autograder.profiles.profile import load_profile
 from tests.corpus.harness import COMPONENT_POINTS, explain, scores_by_component
+from tests.results.test_html import Outline
 
 # `make test` gives each test process whole files, so the module-scoped grades are made once.
 # A full grade trains three models: minutes, more on a busy machine (the fixture counts toward the first test).
@@ -49,13 +50,28 @@ def test_the_template_scores_zero_with_the_same_tests(documents):
 
 
 def test_the_report_shows_what_the_reference_learned(documents):
-    """The HTML report of a complete grade: reconstructions, the loss curves, and for each of the profile's
-    example queries the validation images the trained CLIP retrieves first."""
+    """The HTML report of a complete grade: reconstructions and, for each of the profile's example queries, the
+    validation images the trained CLIP retrieves first, then the loss curves drawn as PNGs, then the table."""
     page = documents["reference"]["html"]
+    queries = load_profile("synthetic").example_queries
     assert "test images (top) and their reconstructions" in page
     for curve in ("Method II classifier loss per epoch", "CLIP training loss per epoch"):
         assert curve in page
-    for query in load_profile("synthetic").example_queries:
+    for query in queries:
         assert f"your trained CLIP retrieves first for “{query}”" in page
-    assert page.count("data:image/png;base64,") >= 1 + len(load_profile("synthetic").example_queries)
+    outline = Outline(page)
+    kinds = outline.kinds()
+    grids, curves = outline.images("img.grid"), outline.images("img.curve")
+    assert len(grids) == 1 + len(queries) and len(curves) >= 4, outline.items
+    assert max(i for i, kind in enumerate(kinds) if kind == "img.grid") < kinds.index("img.curve"), kinds
+    assert max(i for i, kind in enumerate(kinds) if kind == "img.curve") < kinds.index("table"), kinds
+    headings = [text for kind, text in outline.items if kind == "h3"]
+    assert headings[0].startswith("Reconstructions") and headings[1:] == [f"Retrieval: “{query}”" for query in queries]
+    assert all(curve.size == (480, 300) for curve in curves)
+    assert "Synthetic profile: the images are generated shapes" in page
 
+
+def test_the_template_report_says_why_it_has_no_figures(documents):
+    page = documents["template"]["html"]
+    assert Outline(page).kinds()[-1] == "table" and "img.grid" not in Outline(page).kinds()
+    assert "No figures: they come from the training tests" in page

@@ -14,6 +14,7 @@ from autograder.grading.plugin import GradingPlugin
 from autograder.ingest import ingest
 from autograder.results.gradescope import Results, from_markdown
 from autograder.results.plugin import ResultsPlugin
+from tests.results.test_html import Outline
 from tests.results.test_schema import load_valid
 
 
@@ -140,3 +141,40 @@ def test_the_worker_starts_at_collection_only_when_a_selected_test_needs_it(synt
     needed = Recorded(submission, suite="public", only="7.1.1.3")
     assert run(needed).total_score == 0.15
     assert needed.first_test == (1, True) and needed.worker_instance.starts == 1
+
+
+def test_tracebacks_name_the_cell_as_the_notebook_shows_it(synthetic, tmp_path):
+    """The template's Encoder raises NotImplementedError; its traceback names the cell by its place among all the
+    notebook's cells (markdown included) and its `In [N]`, as Jupyter and Colab show them."""
+    notebook = nbformat.read(REPO_ROOT / TEMPLATE_NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for count, cell in enumerate(code, start=1):
+        cell.execution_count = count
+    path = tmp_path / "ran.ipynb"
+    nbformat.write(notebook, path)
+    position, encoder = next(
+        (index, cell) for index, cell in enumerate(notebook.cells, start=1) if "class Encoder(" in cell.source
+    )
+    assert notebook.cells[position - 2].cell_type == "markdown" and position > code.index(encoder) + 1
+    results = grade(path, tmp_path / "r.json", suite="public", only="7.1.1")
+    output = next(test.output for test in results.tests if test.number == "7.1.1.1")
+    assert f'File "<cell {position} (In [{encoder.execution_count}])>", line ' in output, output
+
+
+def test_the_report_page_escapes_what_the_student_wrote(synthetic, tmp_path):
+    """Markup in a student's error message and printed output reaches the page as text, never as elements."""
+    path = tmp_path / "markup.py"
+    path.write_text(
+        "import torch.nn as nn\n\n"
+        "class Encoder(nn.Module):\n"
+        "    def __init__(self, in_channels=3):\n"
+        "        print('<script>alert(1)</script>')\n"
+        "        raise ValueError('<img src=x onerror=alert(2)>')\n"
+    )
+    page_path = tmp_path / "report.html"
+    results = grade(path, tmp_path / "r.json", suite="public", only="7.1.1", html=page_path)
+    assert results.total_score == 0
+    page = page_path.read_text(encoding="utf-8")
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "<img src=x" not in page and "<script>" not in page
+    assert Outline(page).kinds()[-1] == "table" and "No figures" in page

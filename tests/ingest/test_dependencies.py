@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autograder.ingest import extract
+from autograder.ingest import CellRef, extract
 from autograder.ingest.dependencies import assignment_facts, load_plan, statement_names
 
 IMPORTS = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\nimport json"
@@ -59,7 +59,7 @@ def test_graded_definitions_get_the_top_level_statements_they_use_in_notebook_or
     ]
     assert plan.not_run == {}
     [device] = [part for part in plan.parts if part.source.startswith("device")]
-    assert (device.name, device.cell, device.lineno, device.binds) == ("cell 2, line 1", 2, 1, ("device",))
+    assert (device.name, device.cell, device.lineno, device.binds) == ("cell 2, line 1", CellRef(2), 1, ("device",))
     ran = "cell 4, line 2: `cfg[\"wd\"] = 1e-4` was run by the grader, because `train_ae` uses `cfg`"
     assert ran in plan.diagnostics
     assert "import json" in plan.imports
@@ -120,7 +120,7 @@ def test_the_last_binding_wins_and_the_graded_definition_is_named_when_redefined
     submission = extract(cells)
     plan = load_plan(submission)
     assert [part.name for part in plan.parts] == ["Encoder", "counter"]  # the old helper is not loaded
-    assert plan.parts[0].cell == 5
+    assert plan.parts[0].cell == CellRef(5)
     assert "`helper` is bound in cell 4, line 1" in plan.not_run["helper"]
     graded = "`Encoder` is defined 2 times (cell 2, line 1, cell 5, line 1): the grader graded the last one, in cell 5"
     assert graded in plan.diagnostics

@@ -1,10 +1,11 @@
 import ast
+import traceback
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from autograder.ingest import IngestError, Limits, SourceCell, extract, ingest
+from autograder.ingest import CellRef, IngestError, Limits, SourceCell, extract, ingest
 
 ENCODER_CELL = """\
 class Encoder(nn.Module):
@@ -40,17 +41,20 @@ def test_colab_notebook_end_to_end(tmp_path):
     )
     submission = ingest(path)
     assert list(submission.definitions) == ["Encoder", "train_ae"]
-    assert [(i.source, i.cell) for i in submission.imports] == [("import torch", 1), ("import torch.nn as nn", 1)]
+    # Each code cell follows a markdown cell: they are cells 2, 4, 6 and 8 of the notebook.
+    assert [(i.source, i.cell) for i in submission.imports] == [
+        ("import torch", CellRef(2)), ("import torch.nn as nn", CellRef(2))
+    ]
     encoder = submission.definitions["Encoder"]
-    assert (encoder.kind, encoder.cell, encoder.lineno) == ("class", 2, 1)
+    assert (encoder.kind, encoder.cell, encoder.lineno) == ("class", CellRef(4), 1)
     assert encoder.source == ENCODER_CELL.rstrip("\n")
     assert submission.origin == "student.ipynb"
     assert len(submission.cell_sources) == 4
-    training = [d for d in submission.diagnostics if d.startswith("cell 4:")]
-    assert training == ["cell 4: 3 statements not run by the grader (model, loss_traj = train_ae(...), "
+    training = [d for d in submission.diagnostics if d.startswith("cell 8:")]
+    assert training == ["cell 8: 3 statements not run by the grader (model, loss_traj = train_ae(...), "
                         "plt.plot(...), plt.show(...))"]
     assert submission.diagnostics[0] == (
-        "cell 1: 5 statements not run by the grader (from google.colab import drive, "
+        "cell 2: 5 statements not run by the grader (from google.colab import drive, "
         "drive.mount('/content/drive'), %cd /content/drive/MyDrive, …)"
     )
     assert "drive" not in submission.module_source()
@@ -77,7 +81,7 @@ def test_later_definition_wins_and_moves_to_its_cell():
     submission = extract(cells)
     assert list(submission.definitions) == ["Model", "X", "f"]
     assert submission.definitions["f"].source == "def f():\n    return 2"
-    assert submission.definitions["f"].cell == 3
+    assert submission.definitions["f"].cell == CellRef(3)
     namespace: dict = {}
     exec(compile(submission.module_source(), "<test>", "exec"), namespace)
     assert namespace["f"]() == 2
@@ -223,10 +227,10 @@ def test_other_top_level_statements_are_kept_as_written_with_their_place():
     submission = extract(cells)
     kept = [(s.source, s.cell, s.lineno, s.label) for s in submission.statements]
     assert kept == [
-        ("device = torch.device('cpu')", 1, 2, "device = torch.device(...)"),
-        ("with torch.no_grad():\n    y = torch.zeros(2)", 2, 1, "with block"),
-        ("print('héllo')", 2, 4, "print(...)"),
-        ("cfg = dict(a=1)", 2, 4, "cfg = dict(...)"),
+        ("device = torch.device('cpu')", CellRef(1), 2, "device = torch.device(...)"),
+        ("with torch.no_grad():\n    y = torch.zeros(2)", CellRef(2), 1, "with block"),
+        ("print('héllo')", CellRef(2), 4, "print(...)"),
+        ("cfg = dict(a=1)", CellRef(2), 4, "cfg = dict(...)"),
     ]
     for statement in submission.statements:
         compile(statement.source, "<test>", "exec")
@@ -234,8 +238,8 @@ def test_other_top_level_statements_are_kept_as_written_with_their_place():
 
 def test_redefinitions_are_recorded_in_cell_order():
     submission = extract(["class Encoder:\n    pass", "def f():\n    pass", "class Encoder:\n    x = 1"])
-    assert submission.redefinitions == {"Encoder": [(1, 1), (3, 1)]}
-    assert submission.definitions["Encoder"].cell == 3
+    assert submission.redefinitions == {"Encoder": [(CellRef(1), 1), (CellRef(3), 1)]}
+    assert submission.definitions["Encoder"].cell == CellRef(3)
 
 
 def test_source_cells_and_plain_strings_are_both_accepted():
@@ -256,3 +260,32 @@ def test_imports_of_the_grader_package_are_skipped_with_a_message():
     assert kept == ["import torch", "from autograder_helpers import x", "from .autograder import y"]
     messages = [text for text in submission.diagnostics if "grader's own package" in text]
     assert len(messages) == 2 and all("skipped" in text for text in messages)
+
+
+def test_messages_name_cells_as_the_notebook_shows_them(tmp_path):
+    """Positions count every cell (markdown too) and `In [N]` is added for a cell that ran, in diagnostics, in the
+    places of definitions and in the file name tracebacks show."""
+    path = tmp_path / "ran.ipynb"
+    cells = [
+        new_markdown_cell("# Problem Set 7"),
+        new_code_cell("import torch\nprint('setup')", execution_count=1),
+        new_markdown_cell("## 7.1.1"),
+        new_code_cell("def encode(x):\n    y = x + 1\n    raise ValueError(y)", execution_count=7),
+        new_code_cell("def broken(:\n    pass"),
+    ]
+    nbformat.write(new_notebook(cells=cells), path)
+    submission = ingest(path)
+    assert [str(cell) for cell in submission.cells] == ["cell 2 (In [1])", "cell 4 (In [7])", "cell 5"]
+    assert submission.diagnostics == [
+        "cell 2 (In [1]): 1 statement not run by the grader (print(...))",
+        "cell 5, line 1: invalid syntax: def broken(: (cell skipped)",
+    ]
+    encode = submission.definitions["encode"]
+    assert (encode.cell, encode.cell.execution_count, encode.lineno) == (CellRef(4), 7, 1)
+    assert "# cell 2 (In [1]), line 1" in submission.module_source(guard_imports=False)
+    namespace: dict = {}
+    exec(compile(encode.source, encode.cell.filename, "exec"), namespace)
+    with pytest.raises(ValueError) as raised:
+        namespace["encode"](1)
+    frame = traceback.extract_tb(raised.value.__traceback__)[-1]
+    assert (frame.filename, frame.lineno) == ("<cell 4 (In [7])>", 3)

@@ -216,3 +216,85 @@ def test_nbconvert_scripts_keep_their_markdown_as_text(tmp_path):
     lines = script.read_text().split("\n")
     assert [lines[cell.file_line - 1] for cell in cells] == ["# # Problem Set 7", "", "# ### 7.1.5 Report", ""]
     assert ingest(script).text_cells[1].splitlines()[-1] == "method 1 accuracy: 0.31"
+
+
+def test_cells_are_numbered_as_the_notebook_shows_them_with_their_execution_counts(tmp_path):
+    """Jupyter's table of contents and Colab count every cell, markdown and raw ones too; `In [N]` is the count
+    of the cell's last run, absent for a cell never run."""
+    path = _write_notebook(
+        tmp_path / "ps7.ipynb",
+        [
+            new_markdown_cell("# Problem Set 7"),
+            new_code_cell("import torch", execution_count=3),
+            new_raw_cell("raw text"),
+            new_markdown_cell("## 7.1.1 Encoder"),
+            new_code_cell("def f():\n    return 1"),
+            new_code_cell("x = f()", execution_count=12),
+        ],
+    )
+    cells = read_cells(path, include_text=True)
+    assert [(cell.kind, cell.position, cell.execution_count) for cell in cells] == [
+        ("text", 1, None), ("code", 2, 3), ("text", 4, None), ("code", 5, None), ("code", 6, 12),
+    ]
+    assert [(cell.position, cell.source) for cell in read_cells(path)] == [
+        (2, "import torch"), (5, "def f():\n    return 1"), (6, "x = f()"),
+    ]
+
+
+def test_a_damaged_execution_count_is_left_out(tmp_path):
+    raw = {
+        "nbformat": 4, "nbformat_minor": 2, "metadata": {},
+        "cells": [{"cell_type": "code", "metadata": {}, "execution_count": count, "outputs": [], "source": "x = 1"}
+                  for count in (True, -1, 0, "7", 5)],
+    }
+    path = tmp_path / "counts.ipynb"
+    path.write_text(json.dumps(raw))
+    assert [cell.execution_count for cell in read_cells(path)] == [None, None, None, None, 5]
+
+
+def test_nbconvert_exports_count_cells_as_their_notebook_did(tmp_path):
+    """`jupyter nbconvert --to script` keeps each code cell's `In [N]` and writes each markdown cell as a comment
+    block, one blank line between two of them: cells are numbered as in the notebook the file came from (two
+    markdown cells, code `In [4]`, a never-run empty code cell, a markdown cell, code `In [9]`)."""
+    script = tmp_path / "export.py"
+    script.write_text(
+        "#!/usr/bin/env python\n# coding: utf-8\n\n# # Problem Set 7\n\n# ## 7.1 Autoencoders\n# \n# text\n\n"
+        "# In[4]:\n\n\nimport os\n\n\n# In[ ]:\n\n\n\n\n\n# ### 7.1.5 Report\n\n# In[9]:\n\n\nY = 2\n"
+    )
+    cells = read_cells(script, include_text=True)
+    assert [(cell.kind, cell.position, cell.execution_count, cell.source.strip()) for cell in cells] == [
+        ("text", 1, None, "# Problem Set 7"),
+        ("text", 2, None, "## 7.1 Autoencoders\n\ntext"),
+        ("code", 3, 4, "import os"),
+        ("code", 4, None, ""),
+        ("text", 5, None, "### 7.1.5 Report"),
+        ("code", 6, 9, "Y = 2"),
+    ]
+
+
+def test_a_notebook_with_a_number_too_long_for_int_is_refused_as_damaged(tmp_path):
+    path = _write_notebook(tmp_path / "huge.ipynb", [new_code_cell("x = 1", execution_count=1)])
+    path.write_text(path.read_text().replace('"execution_count": 1', f'"execution_count": {"9" * 5000}'))
+    with pytest.raises(IngestError, match=r"huge\.ipynb is a damaged notebook .*digits"):
+        read_cells(path)
+
+
+def test_an_nbconvert_marker_with_a_huge_count_is_still_a_cell_without_a_count(tmp_path):
+    script = tmp_path / "export.py"
+    script.write_text(f"# In[{'9' * 5000}]:\n\n\nx = 1\n\n\n# In[ 2 ]:\n\n\ny = 2\n")
+    cells = read_cells(script)
+    assert [(cell.position, cell.execution_count, cell.source.strip()) for cell in cells] == [
+        (1, None, "x = 1"), (2, 2, "y = 2"),
+    ]
+
+
+def test_percent_format_cells_are_numbered_with_their_markdown(tmp_path):
+    script = tmp_path / "jupytext.py"
+    script.write_text(
+        "# ---\n# jupyter:\n#   kernelspec: {}\n# ---\n\n# %% [markdown]\n# # Title\n\n# %%\nimport torch\n\n"
+        "# %% [markdown]\n# explanation\n\n# %%\nx = 1\n"
+    )
+    cells = read_cells(script, include_text=True)
+    assert [(cell.kind, cell.position, cell.execution_count) for cell in cells] == [
+        ("text", 1, None), ("code", 2, None), ("text", 3, None), ("code", 4, None),
+    ]

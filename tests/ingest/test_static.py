@@ -131,12 +131,17 @@ def test_keyword_values_of_the_three_method_cells_are_read_without_running_them(
         "# train_classifier(e, c, l, supervised=True)",
     ]
     submission = extract(cells)
-    assert keyword_arguments_of_calls(submission, "train_classifier", "supervised") == [
+
+    def found(name: str, keyword: str, **options) -> list[tuple[int, object]]:
+        calls = keyword_arguments_of_calls(submission, name, keyword, **options)
+        return [(cell.position, value) for cell, value in calls]
+
+    assert found("train_classifier", "supervised") == [
         (2, False), (3, True), (4, False), (5, None), (6, None), (7, None),
     ]
-    assert keyword_arguments_of_calls(submission, "train_classifier", "supervised", position=4)[-1] == (7, True)
-    assert keyword_arguments_of_calls(submission, "utils.train_classifier", "supervised") == [(9, True)]
-    assert keyword_arguments_of_calls(submission, "train_classifier", "epochs") == [
+    assert found("train_classifier", "supervised", position=4)[-1] == (7, True)
+    assert found("utils.train_classifier", "supervised") == [(9, True)]
+    assert found("train_classifier", "epochs") == [
         (2, None), (3, None), (4, 100), (5, None), (6, None), (7, None),
     ]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from autograder.grading.loops import GROWTH_PER_ITEM, describe_grown_lines, grown_lines, untrusted_trace
-from autograder.ingest import extract
+from autograder.ingest import SourceCell, extract
 from autograder.ingest.static import find_python_loops
 from autograder.worker.probes.loops import count_student_lines
 
@@ -193,4 +193,25 @@ def test_grown_lines_are_named_with_their_cell_and_static_finding(student):
         f"cell 4, line {_line('for embedding in')}: for loop `for embedding in embeddings` (ran 9 times for 8 "
         f"images, 513 times for 512); cell 4, line {_line('scores.append')}: `scores.append(embedding @ query)` "
         "(ran 8 times for 8 images, 512 times for 512)"
+    )
+
+
+def test_grown_lines_name_the_cell_as_the_notebook_shows_it():
+    """Cell 6 of a notebook (markdown cells before it), run as In [3]: the worker compiles it under that name, and
+    the counts found there are named with it."""
+    cells = [
+        SourceCell("import sys\nimport torch", position=2, execution_count=1),
+        SourceCell(STUDENT_CELL.replace("import sys\nimport torch\n", "\n\n"), position=6, execution_count=3),
+    ]
+    submission = extract(cells)
+    [cell] = {definition.cell for definition in submission.definitions.values()}
+    namespace: dict = {}
+    exec(compile(STUDENT_CELL, cell.filename, "exec"), namespace)
+    function = namespace["per_item_loop"]
+    grown = grown_lines(_observe(function, SMALL), _observe(function, LARGE))
+    text = describe_grown_lines(grown, find_python_loops(submission, "per_item_loop"), submission, (8, 512), "images")
+    assert text == (
+        f"cell 6 (In [3]), line {_line('for embedding in')}: for loop `for embedding in embeddings` (ran 9 times "
+        f"for 8 images, 513 times for 512); cell 6 (In [3]), line {_line('scores.append')}: "
+        "`scores.append(embedding @ query)` (ran 8 times for 8 images, 512 times for 512)"
     )
