@@ -2,7 +2,8 @@
 through stub encoders, gradients, no Python loops, and the linear-probe accuracy after training.
 
 The student's CLIPModel always gets the standard projection heads (component isolation); the expected
-loss is recomputed here, in the trusted process, from the features and head weights sent to the probe.
+loss is recomputed here, in the trusted process, from the features and head weights sent to the probe. The
+training run sends back the trained image encoder's and heads' weights; the features are computed here.
 """
 
 import math
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.grading.loops import loop_verdict
+from autograder.grading.trained import TrainedRun, clip_architecture, clip_features, clip_retrievals
 from autograder.worker.protocol import encode_tensors
 
 TEMPERATURE = 0.07
@@ -244,12 +246,14 @@ def test_clip_forward_has_no_python_loops(observe, profile, submission):
 
 
 @pytest.fixture(scope="session")
-def clip_training(worker, profile, expected_features):
-    """The one CLIP training run of a grading run: the student's CLIPModel, everything else standard."""
-    return worker.call(
-        "clip_training_features",
+def clip_training(train_weights, reference_ns, profile) -> TrainedRun:
+    """The one CLIP training run of a grading run: the student's CLIPModel, everything else standard; the
+    weights of its image encoder and heads, loaded here."""
+    image_dim, text_dim = _dims(profile)
+    return train_weights(
+        "clip_training_weights",
+        clip_architecture(reference_ns, image_dim, text_dim),
         timeout=TRAINING_TIMEOUT,
-        expect=expected_features,
         epochs=profile.grading_budgets.clip_epochs,
         seed=profile.seed,
     )
@@ -260,17 +264,20 @@ def clip_training(worker, profile, expected_features):
 @pytest.mark.number("7.2.2.6")
 @pytest.mark.training
 @pytest.mark.timeout(TRAINING_TIMEOUT + 300)
-def test_clip_training_gives_a_good_linear_probe(clip_training, probe_accuracy, profile, figures, credit):
+def test_clip_training_gives_a_good_linear_probe(
+    clip_training, reference_ns, run_data, probe_accuracy, profile, figures, credit
+):
     """7.2.2 CLIPModel: CLIP trained with your CLIPModel gives a linear probe at or above the threshold"""
     if not clip_training.ok:
-        pytest.fail(f"training CLIP with your CLIPModel failed: {clip_training.message}", pytrace=False)
-    losses = clip_training.data["losses"]
+        pytest.fail(f"training CLIP with your CLIPModel failed: {clip_training.error}", pytrace=False)
+    losses = clip_training.losses
     figures.add_curve("7.2.2 CLIP training loss per epoch (your CLIPModel)", losses)
-    if "retrieved" in clip_training.tensors:
-        queries = clip_training.data["queries"]
-        for query, shown in zip(queries, clip_training.tensors["retrieved"].chunk(len(queries)), strict=True):
+    queries = tuple(reference_ns.SETUP.example_queries)
+    retrieved = clip_retrievals(reference_ns, clip_training, run_data, queries) if queries else None
+    if retrieved is not None:
+        for query, shown in zip(queries, retrieved.chunk(len(queries)), strict=True):
             figures.add_images(f"7.2.2 validation images your trained CLIP retrieves first for “{query}”", shown)
-    accuracy = probe_accuracy(clip_training)
+    accuracy = probe_accuracy(clip_features(reference_ns, clip_training, run_data))
     threshold = profile.thresholds.clip
     credit.note(f"linear-probe test accuracy {accuracy:.3f} (at least {threshold:.2f} passes)")
     assert accuracy >= threshold, (

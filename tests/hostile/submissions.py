@@ -435,17 +435,17 @@ MALFORMED_CELLS = (
 
 
 TRAIN_AE_CELL = "def train_ae("
-# train_ae trains honestly, then makes the encoder answer batches larger than the report's 8 images with a
-# tensor of no data and a width of 10**8: a linear probe built from that width would take 4 GB.
+# train_ae trains honestly, then adds to the trained model a tensor of no data and a width of 10**8: the weights
+# the worker sends back carry it, and a grader that allocated from its shape would take 400 MB (4 GB as float64
+# features, when the features were computed in the worker and a probe was built from their width).
 EMPTY_WIDE_FEATURES = """
-    original_forward = model.encoder.forward
-    model.encoder.forward = lambda x: torch.empty(0, 10**8) if len(x) > 8 else original_forward(x)
+    model.register_buffer("wide", torch.empty(0, 10**8))
     return model, loss_traj
 """
 
 
 def with_empty_wide_features() -> nbformat.NotebookNode:
-    """The reference whose train_ae leaves the trained encoder answering `torch.empty(0, 10**8)`."""
+    """The reference whose train_ae leaves a `torch.empty(0, 10**8)` in the model it trained."""
     notebook = reference()
     cell = notebook.cells[code_cell_index(notebook, TRAIN_AE_CELL)]
     ending = "    return model, loss_traj"

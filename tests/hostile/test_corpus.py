@@ -57,10 +57,10 @@ skipped otherwise):
   never unpickled it.
 - fork-bomb (root): forking without end while loading (each child execs `sleep 3600`) stops at the
   process-count limit ("FORK-LIMIT"); no child survives grading.
-- empty-wide-features (full suite): train_ae trains honestly, then makes the trained encoder answer with
-  `torch.empty(0, 10**8)` (no data, so no size limit sees it; a probe of that width takes 4 GB): the answer is
-  refused from its safetensors header ("was refused", "without its empty dimensions"), the Method I
-  accuracy test fails with that message, and the grader survives to write a complete results file.
+- empty-wide-features (full suite): train_ae trains honestly, then adds `torch.empty(0, 10**8)` to the model it
+  trained (no data, so no size limit sees it), whose weights the worker sends back: the answer is refused from
+  its safetensors header ("was refused", "without its empty dimensions"), the Method I accuracy test fails with
+  that message, and the grader survives to write a complete results file.
 - message-bomb: a 5 MB exception message with a NUL byte, a lone surrogate and terminal escapes: valid,
   small results.
 
@@ -497,7 +497,7 @@ def _check_fork_bomb(graded: Graded) -> None:
 def _check_empty_wide_features(graded: Graded) -> None:
     [accuracy] = [test for test in graded.tests if test.get("number") == "7.1.3.3"]
     output = from_markdown(accuracy["output"])
-    assert accuracy["score"] == 0 and "method1_features` was refused" in output, graded.summary()
+    assert accuracy["score"] == 0 and "method1_weights` was refused" in output, graded.summary()
     assert "Not run" not in graded.feedback, "the grader must finish every test"
     assert graded.score > 0, "the honest parts still score"
 

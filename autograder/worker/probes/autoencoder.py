@@ -110,6 +110,12 @@ def _unpack(returned: object, function: str, first: str) -> tuple[nn.Module, lis
     return module, losses
 
 
+def _returned_module(value: object, function: str, first: str) -> nn.Module:
+    if not isinstance(value, nn.Module):
+        raise ProbeError(f"`{function}` should return {first} first; it returned a {type(value).__name__}")
+    return value
+
+
 def _relative_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     numerator = sum(float((x - y).pow(2).sum()) for x, y in zip(a, b, strict=True))
     denominator = sum(float(y.pow(2).sum()) for y in b)
@@ -315,25 +321,15 @@ def train_ae_one_epoch(ctx: ProbeContext, seed: int = 0, images: int = 32, batch
 
 
 @probe
-def method1_features(ctx: ProbeContext, epochs: int, seed: int, batch_size: int, shown: int = 8) -> dict[str, Any]:
+def method1_weights(ctx: ProbeContext, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
     """Method I with this namespace's `train_ae` training the standard autoencoder on the profile's unlabeled
-    images (the calibrated run of `runs.autoencoder_features`): its encoder's features of the labelled
-    train and test images, the loss per epoch, and the first `shown` test images with their reconstructions
-    (for the report a TA reads)."""
+    images (the calibrated run of `runs.train_autoencoder`): the weights of the model it returned
+    ("autoencoder.*") and the loss per epoch. The trusted side loads the weights into its own autoencoder and
+    computes the features and reconstructions itself."""
     ctx.get("train_ae")
-    built: list[nn.Module] = []
-
-    def autoencoder(*args: Any, **kwargs: Any) -> nn.Module:
-        built.append(StandardAutoencoder(*args, **kwargs))
-        return built[-1]
-
-    data = _run_data(ctx)
-    result = runs.autoencoder_features(_with_standard(ctx, Autoencoder=autoencoder), data, epochs, seed, batch_size)
-    originals = data.test[:shown]
-    model = built[0].eval()
-    with torch.no_grad():
-        reconstructions = model(originals.to(ctx.get("DEVICE")).float() / 255).cpu()
-    return {**result, "originals": originals, "reconstructions": reconstructions}
+    ns = _with_standard(ctx, Autoencoder=StandardAutoencoder)
+    model, losses = runs.train_autoencoder(ns, _run_data(ctx), epochs, seed, batch_size)
+    return {"losses": losses, **_cpu_tensors("autoencoder", _returned_module(model, "train_ae", "model"))}
 
 
 # ------------------------------------------------------------------------------------------ 7.1.4
@@ -366,31 +362,32 @@ def train_classifier_one_epoch(
 
 
 @probe
-def method2_logits(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
+def method2_weights(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
     """Method II with this namespace's `train_classifier(..., supervised=True)` on the standard encoder (the
-    calibrated run of `runs.supervised_logits`): the logits of the test images, and the loss per epoch."""
+    calibrated run of `runs.train_supervised`): the encoder's and the returned classifier's weights
+    ("encoder.*", "classifier.*") and the loss per epoch; the trusted side computes the test logits."""
     ctx.get("train_classifier")
     train_labels = tensors_argument(labels, "labels")["labels"]
     ns = _with_standard(ctx, Encoder=StandardEncoder)
-    return runs.supervised_logits(ns, _run_data(ctx), train_labels, epochs, seed, batch_size)
+    encoder, cls, losses = runs.train_supervised(ns, _run_data(ctx), train_labels, epochs, seed, batch_size)
+    cls = _returned_module(cls, "train_classifier", "cls")
+    return {"losses": losses, **_cpu_tensors("encoder", encoder), **_cpu_tensors("classifier", cls)}
 
 
 @probe
-def method3_logits(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
+def method3_weights(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
     """Method III with this namespace's `train_classifier(..., supervised=False)`: a classifier on a randomly
-    initialised standard encoder, which must stay frozen. The logits of the test images, the loss per
-    epoch, and how far the encoder moved."""
+    initialised standard encoder (under `seed`), which must stay frozen. The encoder's and the returned
+    classifier's weights and the loss per epoch; the trusted side compares the encoder with the
+    initialisation it draws itself, and computes the test logits."""
     train_classifier = ctx.get("train_classifier")
     train_labels = tensors_argument(labels, "labels")["labels"]
     ns = _with_standard(ctx, Encoder=StandardEncoder)
     data = _run_data(ctx)
     torch.manual_seed(seed)
     encoder = StandardEncoder().to(ns.DEVICE)
-    before = _snapshot(encoder)
     cls = nn.Linear(FEATURES, CLASSES).to(ns.DEVICE)
     loader = ns.TensorBatches(data.train, train_labels, batch_size=batch_size, shuffle=True, seed=seed)
     returned = train_classifier(encoder, cls, loader, epochs=epochs, supervised=False)
     cls, losses = _unpack(returned, "train_classifier", "cls")
-    classifier = nn.Sequential(encoder, nn.Flatten(), cls)
-    change = _change(before, encoder)
-    return {"test": runs.encode(ns, classifier, data.test), "losses": losses, "encoder_change": change}
+    return {"losses": losses, **_cpu_tensors("encoder", encoder), **_cpu_tensors("classifier", cls)}

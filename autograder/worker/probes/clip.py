@@ -3,7 +3,8 @@
 Component isolation: every probe that builds the student's `CLIPModel` does so with the standard projection
 head (`_standard_heads`), so a wrong `ProjectionHead` costs points in 7.2.1 only. The loss is observed on
 fixed features fed through stub encoders, so the trusted suite can recompute the symmetric InfoNCE from
-the same numbers; `retrieve_images` gets a stub model whose query embedding the suite knows.
+the same numbers; `retrieve_images` gets a stub model whose query embedding the suite knows. The training
+run returns weights only, which the trusted side evaluates (`autograder.grading.trained`).
 """
 
 from __future__ import annotations
@@ -357,19 +358,28 @@ def clip_gradients(
     return {"parts": parts}
 
 
+TRAINED_PARTS = ("image_encoder", "image_projection", "text_projection")
+
+
 @probe
-def clip_training_features(ctx: ProbeContext, epochs: int, seed: int) -> dict[str, Any]:
+def clip_training_weights(ctx: ProbeContext, epochs: int, seed: int) -> dict[str, Any]:
     """CLIP trained with the student's CLIPModel (standard heads; provided encoders, batches and `train_clip`)
-    on the profile's captioned split; the image encoder's features of the STL-10 train and test images,
-    which the trusted suite probes with labels this process never sees, and the validation images the model
-    retrieves for the profile's example queries (for the report)."""
+    on the profile's captioned split (the calibrated run of `runs.train_clip_model`): the weights of its image
+    encoder and of both heads ("image_encoder.*", "image_projection.*", "text_projection.*") and the loss per
+    epoch. The trusted side loads them into its own encoder and heads, and computes the features it probes
+    (with labels this process never sees) and the report's retrievals itself."""
     setup = ctx.get("SETUP")
     data = runs.RunData.load(load_profile(setup.profile_path))
     with _standard_heads(ctx), _gpu_hint():
         ns = types.SimpleNamespace(**ctx.namespace)
-        queries = tuple(setup.example_queries)
-        result = runs.clip_features(ns, data, epochs, seed, setup.image_embedding, setup.text_embedding, queries)
-    return {**result, "queries": list(queries)}
+        model, losses = runs.train_clip_model(ns, data, epochs, seed, setup.image_embedding, setup.text_embedding)
+    weights: dict[str, Any] = {"losses": losses}
+    for attribute in TRAINED_PARTS:
+        part = getattr(model, attribute, None)
+        if not isinstance(part, nn.Module):
+            raise ProbeError(f"the trained `CLIPModel` has no module `self.{attribute}`")
+        weights.update({f"{attribute}.{key}": value.detach().cpu() for key, value in part.state_dict().items()})
+    return weights
 
 
 # ---------------------------------------------------------------------------------------------- 7.2.4
