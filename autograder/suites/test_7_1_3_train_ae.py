@@ -137,6 +137,7 @@ def test_train_ae_learns_useful_features(method1_run, reference_ns, run_data, pr
     threshold = profile.thresholds.method1
     assert accuracy >= threshold, (
         f"expected a linear probe on the encoder of the autoencoder trained by your train_ae "
-        f"({profile.grading_budgets.ae_epochs} epochs) to reach a test accuracy of at least {threshold:.2f}; observed "
-        f"{accuracy:.3f}. The reconstruction loss per epoch was: {', '.join(f'{loss:.4f}' for loss in losses)}."
+        f"({profile.grading_budgets.ae_epochs} epochs) to reach the test accuracy that correctly trained autoencoders "
+        f"reach on this data; observed {accuracy:.2f}, below it (the encoder learned little more than a random one). "
+        f"The reconstruction loss per epoch was: {', '.join(f'{loss:.4f}' for loss in losses)}."
     )

@@ -180,8 +180,9 @@ def test_method2_reaches_its_threshold(method2_run, reference_ns, run_data, prof
     losses = ", ".join(f"{loss:.3f}" for loss in method2_run.losses[-3:])
     assert observed >= threshold, (
         f"expected an encoder and classifier trained together by train_classifier(..., supervised=True) "
-        f"({profile.grading_budgets.probe_epochs} epochs) to reach a test accuracy of at least {threshold:.2f}; "
-        f"observed {observed:.3f} (last losses: {losses}). Is the encoder trained too when supervised=True?"
+        f"({profile.grading_budgets.probe_epochs} epochs) to reach the test accuracy a correct train_classifier "
+        f"reaches on this data; observed {observed:.2f}, below it (last losses: {losses}). Is the encoder trained too "
+        "when supervised=True?"
     )
 
 
@@ -201,8 +202,8 @@ def test_method3_stays_below_method1(method3_run, reference_ns, run_data, profil
     )
     if profile.thresholds.method3_below_method1:
         assert observed < method1, (
-            f"expected a classifier on a frozen random encoder (Method III) to stay below Method I, which reaches at "
-            f"least {method1:.2f} with a correctly trained autoencoder; observed {observed:.3f}"
+            "expected a classifier on a frozen random encoder (Method III) to stay below what Method I reaches with a "
+            f"correctly trained autoencoder; observed {observed:.2f}, as high as that"
         )
 
 

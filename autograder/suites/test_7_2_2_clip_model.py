@@ -279,10 +279,10 @@ def test_clip_training_gives_a_good_linear_probe(
             figures.add_images(f"7.2.2 validation images your trained CLIP retrieves first for “{query}”", shown)
     accuracy = probe_accuracy(clip_features(reference_ns, clip_training, run_data))
     threshold = profile.thresholds.clip
-    credit.note(f"linear-probe test accuracy {accuracy:.3f} (at least {threshold:.2f} passes)")
+    credit.note(f"linear-probe test accuracy {accuracy:.2f}")
     assert accuracy >= threshold, (
         "expected the linear probe on the image encoder trained with your CLIPModel "
-        f"({profile.grading_budgets.clip_epochs} epochs on the {profile.name} profile) to reach a test accuracy of at "
-        f"least {threshold:.2f}; observed {accuracy:.3f}. The mean loss per epoch was "
+        f"({profile.grading_budgets.clip_epochs} epochs on the {profile.name} profile) to reach the test accuracy a "
+        f"correct CLIPModel reaches; observed {accuracy:.2f}, below it. The mean loss per epoch was "
         f"{', '.join(f'{loss:.3f}' for loss in losses)}"
     )

@@ -2,9 +2,11 @@
 of Methods I-III on the profile's budget.
 
 Component isolation: every probe of a training function runs it on the standard models of
-`autograder.worker.standard`, never on the namespace's own Encoder/Decoder, so a bug in one component cannot
-change what another component's tests observe. Training runs return features or logits only: the labels
-that judge them stay in the trusted process (the training labels a run needs arrive as an argument).
+`autograder.worker.standard` (through `base.standard()`), never on the namespace's own Encoder/Decoder, so a
+bug in one component cannot change what another component's tests observe. Training runs return the trained
+weights of those standard models only (`autograder.grading.trained` evaluates them in the trusted process):
+features of the test images and the labels that judge them are never computed or seen here (the training
+labels a run needs arrive as an argument).
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from autograder.worker.probes.base import (
     instantiate,
     probe,
     random_tensor,
+    standard,
     tensors_argument,
 )
-from autograder.worker.standard import StandardAutoencoder, StandardEncoder
 
 CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
 FEATURES = 24 * 4 * 4
@@ -289,7 +291,7 @@ def train_ae_contract(
     """What `train_ae` returns after `epochs` epochs on a few random images, on the standard autoencoder."""
     train_ae = ctx.get("train_ae")
     torch.manual_seed(seed)
-    model = StandardAutoencoder().to(ctx.get("DEVICE"))
+    model = standard().StandardAutoencoder().to(ctx.get("DEVICE"))
     before = _snapshot(model)
     loader = ctx.get("TensorBatches")(_random_images(images, seed), batch_size=batch_size)
     trained, losses = _unpack(train_ae(model, loader, epochs=epochs), "train_ae", "model")
@@ -303,7 +305,7 @@ def train_ae_one_epoch(ctx: ProbeContext, seed: int = 0, images: int = 32, batch
     each minibatch and optimiser step (to name the bug when the weights differ from the reference's)."""
     train_ae = ctx.get("train_ae")
     torch.manual_seed(seed)
-    model = StandardAutoencoder().to(ctx.get("DEVICE"))
+    model = standard().StandardAutoencoder().to(ctx.get("DEVICE"))
     loader = ctx.get("TensorBatches")(_random_images(images, seed), batch_size=batch_size, shuffle=False)
     watcher = _Watcher(loader, model)
     handle = register_optimizer_step_pre_hook(watcher.before_step)
@@ -327,7 +329,7 @@ def method1_weights(ctx: ProbeContext, epochs: int, seed: int, batch_size: int) 
     ("autoencoder.*") and the loss per epoch. The trusted side loads the weights into its own autoencoder and
     computes the features and reconstructions itself."""
     ctx.get("train_ae")
-    ns = _with_standard(ctx, Autoencoder=StandardAutoencoder)
+    ns = _with_standard(ctx, Autoencoder=standard().StandardAutoencoder)
     model, losses = runs.train_autoencoder(ns, _run_data(ctx), epochs, seed, batch_size)
     return {"losses": losses, **_cpu_tensors("autoencoder", _returned_module(model, "train_ae", "model"))}
 
@@ -343,7 +345,7 @@ def train_classifier_one_epoch(
     train_classifier = ctx.get("train_classifier")
     device = ctx.get("DEVICE")
     torch.manual_seed(seed)
-    encoder = StandardEncoder().to(device)
+    encoder = standard().StandardEncoder().to(device)
     cls = nn.Linear(FEATURES, CLASSES).to(device)
     encoder_before, cls_before = _snapshot(encoder), _snapshot(cls)
     labels = torch.randint(0, CLASSES, (images,), generator=torch.Generator().manual_seed(seed + 1))
@@ -368,7 +370,7 @@ def method2_weights(ctx: ProbeContext, labels: str, epochs: int, seed: int, batc
     ("encoder.*", "classifier.*") and the loss per epoch; the trusted side computes the test logits."""
     ctx.get("train_classifier")
     train_labels = tensors_argument(labels, "labels")["labels"]
-    ns = _with_standard(ctx, Encoder=StandardEncoder)
+    ns = _with_standard(ctx, Encoder=standard().StandardEncoder)
     encoder, cls, losses = runs.train_supervised(ns, _run_data(ctx), train_labels, epochs, seed, batch_size)
     cls = _returned_module(cls, "train_classifier", "cls")
     return {"losses": losses, **_cpu_tensors("encoder", encoder), **_cpu_tensors("classifier", cls)}
@@ -382,10 +384,10 @@ def method3_weights(ctx: ProbeContext, labels: str, epochs: int, seed: int, batc
     initialisation it draws itself, and computes the test logits."""
     train_classifier = ctx.get("train_classifier")
     train_labels = tensors_argument(labels, "labels")["labels"]
-    ns = _with_standard(ctx, Encoder=StandardEncoder)
+    ns = _with_standard(ctx, Encoder=standard().StandardEncoder)
     data = _run_data(ctx)
     torch.manual_seed(seed)
-    encoder = StandardEncoder().to(ns.DEVICE)
+    encoder = standard().StandardEncoder().to(ns.DEVICE)
     cls = nn.Linear(FEATURES, CLASSES).to(ns.DEVICE)
     loader = ns.TensorBatches(data.train, train_labels, batch_size=batch_size, shuffle=True, seed=seed)
     returned = train_classifier(encoder, cls, loader, epochs=epochs, supervised=False)
