@@ -114,9 +114,35 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE)
 
 
+@pytest.fixture(scope="module")
+def computes_a_loss(worker, profile, run_seed) -> str | None:
+    """Why the CLIPModel's reports (structure, scalar, gradients, line counts) are not confirmed by a loss it
+    computes on features and head weights drawn afresh here, or None. Any of the known wrong losses counts (those
+    cost points in 7.2.2.2, not here): only code that computes a contrastive loss of those numbers gives one."""
+    tensors = _loss_inputs(run_seed + len(LOSS_BATCHES), (5,), *_dims(profile))
+    observation = worker.call("clip_loss", temperature=TEMPERATURE, tensors=encode_tensors(tensors))
+    why = (
+        "the points of this test also need CLIPModel.forward to compute a contrastive loss: on features and head "
+        "weights drawn afresh by the grader, "
+    )
+    if not observation.ok:
+        return why + f"it could not be observed: {observation.message}"
+    batches = observation.data.get("batches")
+    loss = batches[0].get("loss") if isinstance(batches, list) and batches and isinstance(batches[0], dict) else None
+    candidates = _candidate_losses(tensors, 0, TEMPERATURE).values()
+    if isinstance(loss, int | float) and any(_close(loss, value) for value in candidates):
+        return None
+    return why + f"it returned {loss!r}, which is not the symmetric InfoNCE of those numbers (nor a known variant)"
+
+
+def _confirm(problem: str | None) -> None:
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+
+
 @pytest.mark.points(0.3)
 @pytest.mark.number("7.2.2.1")
-def test_clip_model_structure(observe):
+def test_clip_model_structure(observe, computes_a_loss):
     """7.2.2 CLIPModel: both encoders, heads of the right input sizes and the temperature built in __init__"""
     observed = observe("clip_structure", temperature=STRUCTURE_TEMPERATURE).data
     sizes = {"image_projection": observed["image_embedding"], "text_projection": observed["text_embedding"]}
@@ -155,6 +181,7 @@ def test_clip_model_structure(observe):
     assert kept is not None and math.isclose(kept, STRUCTURE_TEMPERATURE, rel_tol=1e-6), (
         f"expected `self.temperature` to be the temperature passed in ({STRUCTURE_TEMPERATURE}); observed {kept}"
     )
+    _confirm(computes_a_loss)
 
 
 @pytest.mark.points(0.6)
@@ -186,7 +213,7 @@ def test_clip_loss_matches_symmetric_infonce(observe, profile, run_seed):
 
 @pytest.mark.points(0.2)
 @pytest.mark.number("7.2.2.3")
-def test_clip_loss_is_a_scalar_on_the_cpu(observe, profile):
+def test_clip_loss_is_a_scalar_on_the_cpu(observe, profile, computes_a_loss):
     """7.2.2 CLIPModel: forward returns a scalar loss that can be back-propagated, on the CPU, for batches of 1 and 4"""
     tensors = _loss_inputs(0, (1, 4), *_dims(profile))
     for batch in _observe_losses(observe, TEMPERATURE, tensors):
@@ -198,11 +225,12 @@ def test_clip_loss_is_a_scalar_on_the_cpu(observe, profile):
         assert batch["loss"] is not None and math.isfinite(batch["loss"]), (
             f"expected a finite loss for a batch of {batch['size']}; observed {batch['loss']}"
         )
+    _confirm(computes_a_loss)
 
 
 @pytest.mark.points(0.3)
 @pytest.mark.number("7.2.2.4")
-def test_clip_gradients_reach_image_side_not_text_encoder(observe):
+def test_clip_gradients_reach_image_side_not_text_encoder(observe, computes_a_loss):
     """7.2.2 CLIPModel: gradients reach the image encoder and both heads, never the frozen text encoder"""
     parts = observe("clip_gradients", temperature=TEMPERATURE).data["parts"]
     image = parts["image_encoder"]
@@ -222,11 +250,12 @@ def test_clip_gradients_reach_image_side_not_text_encoder(observe):
         f"expected no gradient in the frozen text encoder; {text['with_gradient']} of its {text['tensors']} "
         "parameter tensors got one (does CLIPModel set requires_grad=True on the text encoder's parameters?)"
     )
+    _confirm(computes_a_loss)
 
 
 @pytest.mark.points(0.2)
 @pytest.mark.number("7.2.2.5")
-def test_clip_forward_has_no_python_loops(observe, profile, submission):
+def test_clip_forward_has_no_python_loops(observe, profile, submission, computes_a_loss):
     """7.2.2 CLIPModel: forward computes the loss without Python loops"""
     _check_scalar(_observe_losses(observe, TEMPERATURE, _loss_inputs(1, (3,), *_dims(profile)))[0])
     tensors = encode_tensors(_loss_inputs(2, LOOP_BATCHES, *_dims(profile)))
@@ -243,6 +272,7 @@ def test_clip_forward_has_no_python_loops(observe, profile, submission):
     )
     if problem:
         pytest.fail(problem, pytrace=False)
+    _confirm(computes_a_loss)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,8 @@ architecture, and computes features from them that are those of the reference's 
 
 The notebook's `train_ae` chooses what it does by its `epochs` argument, so that one worker serves every case:
 1 trains honestly; 2 returns NaN weights; 3 adds a tensor the architecture does not have; 4 widens the first
-convolution; 5 returns the features of a model the grader did not define (a string instead of the model).
+convolution; 5 returns the features of a model the grader did not define (a string instead of the model). Its
+Encoder looks for the standard parts, which a worker observing the student's own parts never holds.
 """
 
 from __future__ import annotations
@@ -68,6 +69,22 @@ def train_ae(model, dataloader, epochs=100):
             total += loss.item()
         losses.append(total / len(dataloader))
     return model, losses
+
+
+class Encoder(nn.Module):
+    # looks for the grader's standard encoder: through an import, and where the probes keep it
+
+    def __init__(self, in_channels=3):
+        super().__init__()
+        import importlib
+        import sys
+
+        try:
+            found = getattr(importlib.import_module("autograder.worker.standard"), "StandardEncoder", None)
+        except (ImportError, OSError):
+            found = None
+        found = found or sys.modules["autograder.worker.probes.base"]._STANDARD.get("module")
+        raise RuntimeError("STANDARD-REACHED" if found is not None else "STANDARD-UNREACHABLE")
 """
 
 
@@ -160,3 +177,13 @@ def test_load_refuses_what_the_specs_do_not_name():
     weights = {name: torch.zeros(spec.shape) for name, spec in architecture.specs().items()}
     with pytest.raises(WeightsRefused, match="'features'"):
         architecture.load({**weights, "features": torch.zeros(3, 384)})
+
+
+def test_the_students_own_parts_are_observed_where_the_standard_parts_never_were(worker, reference_ns):
+    assert _method1(worker, 5, reference_ns).observation.ok is False  # this worker now holds the standard parts
+    starts = worker.starts
+    observation = worker.call("encoder_structure")
+    assert not observation.ok and "STANDARD-UNREACHABLE" in observation.message, observation.message
+    assert worker.starts == starts + 1, "the Encoder must be observed by a fresh worker"
+    assert not worker.call("train_ae_contract", epochs=5).ok  # the standard parts are given again when needed
+    assert worker.starts == starts + 1
