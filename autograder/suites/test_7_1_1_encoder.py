@@ -1,6 +1,7 @@
 """7.1.1 Encoder (1 point): structure, output shapes, parameter count and output range of `Encoder()` (public);
 outputs equal to the reference's under the same weights (hidden)."""
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -24,15 +25,21 @@ pytestmark = pytest.mark.tags("7.1", "autoencoder")
 
 
 @pytest.fixture(scope="module")
-def computes_its_layers(worker, run_seed) -> str | None:
+def computes_its_layers(worker, run_seed) -> Callable[[], str | None]:
     """Why the Encoder's structure reports are not confirmed by what it computes on weights and inputs drawn
-    afresh here (`autograder.grading.structure`), or None."""
-    seed = run_seed + 1
-    weights = _weights(seed)
-    args = {"name": "Encoder", "weights": encode_tensors(weights), "input_shape": [2, 3, 64, 64], "seed": seed}
-    observation = worker.call("forward_with_weights", **args)
-    x = random_tensor([2, 3, 64, 64], seed)
-    return convolutions_problem(observation, weights, x, transposed=False, name="Encoder")
+    afresh here (`autograder.grading.structure`), or None.
+    Evaluated once, when the first test whose own checks passed asks."""
+
+    @functools.cache
+    def problem() -> str | None:
+        seed = run_seed + 1
+        weights = _weights(seed)
+        args = {"name": "Encoder", "weights": encode_tensors(weights), "input_shape": [2, 3, 64, 64], "seed": seed}
+        observation = worker.call("forward_with_weights", **args)
+        x = random_tensor([2, 3, 64, 64], seed)
+        return convolutions_problem(observation, weights, x, transposed=False, name="Encoder")
+
+    return problem
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +71,7 @@ def test_encoder_convolutions(observe, computes_its_layers):
             f"expected kernel 4, stride 2, padding 1 in every convolution; observed in `{layer['name']}`: "
             f"kernel {layer['kernel_size']}, stride {layer['stride']}, padding {layer['padding']}"
         )
-    confirm(computes_its_layers)
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.2)
@@ -77,7 +84,7 @@ def test_encoder_output_shape(observe, computes_its_layers):
             f"expected Encoder()(x) for x of shape {input_shape} to have shape {expected}; observed {observed} "
             "(each convolution with kernel 4, stride 2, padding 1 halves the height and width)"
         )
-    confirm(computes_its_layers)
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.15)
@@ -86,7 +93,7 @@ def test_encoder_parameter_count(observe, computes_its_layers):
     """7.1.1 Encoder: 42,156 parameters"""
     observed = observe("encoder_structure").data["parameters"]
     assert observed == PARAMETERS, f"expected {PARAMETERS:,} parameters in Encoder(); observed {observed:,}"
-    confirm(computes_its_layers)
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.1)
@@ -99,7 +106,7 @@ def test_encoder_output_is_non_negative(observe, computes_its_layers):
         f"expected non-negative features (a ReLU after every convolution, the last one too); observed a minimum "
         f"of {observed['min']:.4g}: is the ReLU after the last convolution missing?"
     )
-    confirm(computes_its_layers)
+    confirm(computes_its_layers())
 
 
 def _weights(seed: int) -> dict[str, torch.Tensor]:

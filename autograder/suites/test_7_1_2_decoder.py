@@ -1,6 +1,7 @@
 """7.1.2 Decoder (1 point): structure, output shapes, parameter count and output range of `Decoder()` (public);
 outputs equal to the reference's under the same weights (hidden)."""
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -25,15 +26,21 @@ pytestmark = pytest.mark.tags("7.1", "autoencoder")
 
 
 @pytest.fixture(scope="module")
-def computes_its_layers(worker, run_seed) -> str | None:
+def computes_its_layers(worker, run_seed) -> Callable[[], str | None]:
     """Why the Decoder's structure reports are not confirmed by what it computes on weights and inputs drawn
-    afresh here (`autograder.grading.structure`), or None."""
-    seed = run_seed + 1
-    weights = _weights(seed)
-    args = {"name": "Decoder", "weights": encode_tensors(weights), "input_shape": [2, 24, 4, 4], "seed": seed}
-    observation = worker.call("forward_with_weights", **args)
-    x = random_tensor([2, 24, 4, 4], seed)
-    return convolutions_problem(observation, weights, x, transposed=True, name="Decoder")
+    afresh here (`autograder.grading.structure`), or None.
+    Evaluated once, when the first test whose own checks passed asks."""
+
+    @functools.cache
+    def problem() -> str | None:
+        seed = run_seed + 1
+        weights = _weights(seed)
+        args = {"name": "Decoder", "weights": encode_tensors(weights), "input_shape": [2, 24, 4, 4], "seed": seed}
+        observation = worker.call("forward_with_weights", **args)
+        x = random_tensor([2, 24, 4, 4], seed)
+        return convolutions_problem(observation, weights, x, transposed=True, name="Decoder")
+
+    return problem
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +75,7 @@ def test_decoder_convolutions(observe, computes_its_layers):
             f"expected kernel 4, stride 2, padding 1 in every transposed convolution; observed in "
             f"`{layer['name']}`: kernel {layer['kernel_size']}, stride {layer['stride']}, padding {layer['padding']}"
         )
-    confirm(computes_its_layers)
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.2)
@@ -81,7 +88,7 @@ def test_decoder_output_shape(observe, computes_its_layers):
             f"expected Decoder()(z) for z of shape {input_shape} to have shape {expected}; observed {observed} "
             "(each transposed convolution with kernel 4, stride 2, padding 1 doubles the height and width)"
         )
-    confirm(computes_its_layers)
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.15)
@@ -90,7 +97,7 @@ def test_decoder_parameter_count(observe, computes_its_layers):
     """7.1.2 Decoder: 42,135 parameters"""
     observed = observe("decoder_structure").data["parameters"]
     assert observed == PARAMETERS, f"expected {PARAMETERS:,} parameters in Decoder(); observed {observed:,}"
-    confirm(computes_its_layers)
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.1)
@@ -107,7 +114,7 @@ def test_decoder_output_is_in_the_unit_interval(observe, computes_its_layers):
         f"expected pixels in [0, 1]; observed a maximum of {high:.4g}: the decoder should end with a Sigmoid (a ReLU "
         "at the end keeps values above 1)"
     )
-    confirm(computes_its_layers)
+    confirm(computes_its_layers())
 
 
 def _weights(seed: int) -> dict[str, torch.Tensor]:
