@@ -19,11 +19,14 @@ from autograder.ingest.extract import Submission
 from autograder.profiles.profile import load_profile
 from autograder.profiles.timing import training_test_seconds, worker_limits
 from autograder.results.figures import Figures
-from autograder.results.plugin import DID_NOT_FINISH, get_plugin
+from autograder.results.plugin import DID_NOT_FINISH, LISTED_AT, get_plugin
 from autograder.worker.client import Worker
 from autograder.worker.deadline import Deadline
 
 _OUTPUT_LINES = 20
+# The components the standard parts replace elsewhere: their tests run first, before the worker is given the
+# standard parts (`Worker.call`), so that what they observe comes from a process that never held them.
+OWN_PART_COMPONENTS = ("7.1.1", "7.1.2", "7.2.1")
 
 
 def _visibility(item: pytest.Item) -> str:
@@ -139,7 +142,9 @@ class GradingPlugin:
             (keep if wanted else drop).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
-            items[:] = keep
+        for position, item in enumerate(keep):
+            item.stash[LISTED_AT] = position  # the results list them in collection order all the same
+        items[:] = sorted(keep, key=lambda item: component_of(item) not in OWN_PART_COMPONENTS)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """Grade under the trusted process's memory limit (lifted again by `close`)."""

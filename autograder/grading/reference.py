@@ -9,6 +9,7 @@ are deterministic given their arguments and several tests share one reference ru
 from __future__ import annotations
 
 import json
+import types
 from functools import lru_cache
 from typing import Any
 
@@ -36,6 +37,11 @@ class ReferenceRunner:
     def prepare(self) -> None:
         """Build the reference namespace now rather than on the first call."""
         self._context()
+
+    def namespace(self) -> types.SimpleNamespace:
+        """The reference namespace itself (provided code and solutions), for the trusted side's own computations
+        (the features of the weights a training run sent back)."""
+        return types.SimpleNamespace(**self._context().namespace)
 
     def _context(self) -> ProbeContext:
         return _reference_context(self.profile, str(cache_root()))

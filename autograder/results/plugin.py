@@ -73,6 +73,8 @@ RESULTS_FD_ENVIRONMENT = "PS7_RESULTS_FD"
 caller that must not trust files student code could rewrite. Read once and forgotten."""
 
 DID_NOT_FINISH: pytest.StashKey[str] = pytest.StashKey()
+# Where a test is listed when it does not run in collection order (the grading plugin runs some components first).
+LISTED_AT = pytest.StashKey[int]()
 """Set on an item by another plugin (the grading plugin, for the grade's deadline): what the student reads
 when pytest-timeout stops that test, instead of the generic time-limit message."""
 
@@ -232,7 +234,8 @@ class ResultsPlugin:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         specs: list[TestSpec] = []
         problems: list[str] = []
-        for position, item in enumerate(session.items, start=1):
+        listed = sorted(session.items, key=lambda item: item.stash.get(LISTED_AT, 0))
+        for position, item in enumerate(listed, start=1):
             spec, item_problems = _spec(item, position)
             specs.append(spec)
             problems.extend(item_problems)
@@ -243,7 +246,7 @@ class ResultsPlugin:
             self._write(fallback_results(message, specs))
             raise pytest.UsageError("autograder.results.plugin: " + message)
         self._tests = [_pending(spec) for spec in specs]
-        self._slots = {item.nodeid: index for index, item in enumerate(session.items)}
+        self._slots = {item.nodeid: index for index, item in enumerate(listed)}
         if not self._collect_only:
             self._write(self._build(final=False))
 

@@ -5,8 +5,9 @@
 - `observe(probe, **args)` runs a probe on the student's code (in the sandboxed worker);
 - `reference(probe, **args)` runs the same probe on the solution (here, in the trusted process);
 - `profile`, `train_labels`, `test_labels`: the profile's budgets and thresholds and the STL-10 labels,
-  which never leave this process; `probe_accuracy(observation)` scores features the worker returned,
-  obtained with `expect=expected_features` (their shapes and dtypes, checked before they are decoded);
+  which never leave this process; `probe_accuracy(features)` fits and scores the trusted linear probe on
+  features this process computed (`autograder.grading.trained`: training runs in the worker send back
+  weights only, loaded here with `trained_run`, and `run_data` holds the images they are evaluated on);
 - `run_seed`: a seed drawn afresh for every grading run, for numeric checks whose inputs a submission
   must not be able to predict.
 """
@@ -14,7 +15,9 @@
 from __future__ import annotations
 
 import secrets
+import types
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -22,15 +25,15 @@ from safetensors.torch import load_file
 
 from autograder.grading.plugin import GradingPlugin, get_grading_plugin
 from autograder.grading.reference import ReferenceRunner
+from autograder.grading.trained import Architecture, TrainedRun, trained_run
 from autograder.ingest.extract import Submission
 from autograder.profiles.prepare import PreparedPaths
 from autograder.profiles.profile import Profile, load_profile
 from autograder.results.figures import Figures
 from autograder.training.probe import probe_accuracy as fit_and_score
+from autograder.training.runs import RunData
 from autograder.worker.client import Worker
-from autograder.worker.protocol import Observation, TensorSpec
-
-AUTOENCODER_FEATURES = 24 * 4 * 4  # the flattened output of the standard Encoder: Method I's and III's features
+from autograder.worker.protocol import Observation
 
 
 @pytest.fixture(scope="session")
@@ -102,27 +105,36 @@ def test_labels(stl10_labels: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
-def expected_features(
-    profile: Profile, train_labels: torch.Tensor, test_labels: torch.Tensor
-) -> dict[str, TensorSpec]:
-    """What a probe returning features for the linear probe must send: one float row per labelled train and
-    test image, at most as wide as the widest features the notebook builds (the image encoder's, or the
-    autoencoder's 24 x 4 x 4), so that the probe built from them, and the answer that carries them, are bounded."""
-    widest = max(AUTOENCODER_FEATURES, int(profile.backbones["image"]["embedding_dim"]))
-    return {
-        "train": TensorSpec((len(train_labels), None), widest=widest),
-        "test": TensorSpec((len(test_labels), None), widest=widest),
-    }
+def reference_ns(reference_runner: ReferenceRunner) -> types.SimpleNamespace:
+    """The reference namespace (provided code), for computing features from trained weights here."""
+    return reference_runner.namespace()
+
+
+@pytest.fixture(scope="session")
+def run_data(profile: Profile) -> RunData:
+    """The profile's prepared images, which trained weights are evaluated on in this process."""
+    return RunData.load(profile)
+
+
+@pytest.fixture(scope="session")
+def train_weights(worker: Worker, reference_ns: types.SimpleNamespace) -> Callable[..., TrainedRun]:
+    """`train_weights(probe, architecture, timeout=..., **args)`: a training probe whose answer must be exactly
+    the weights of `architecture` (checked before they are decoded), loaded into it on this process's device."""
+
+    def run(probe: str, architecture: Architecture, timeout: float, **args: Any) -> TrainedRun:
+        observation = worker.call(probe, timeout=timeout, expect=architecture.specs(), **args)
+        return trained_run(observation, architecture, reference_ns.DEVICE)
+
+    return run
 
 
 @pytest.fixture(scope="session")
 def probe_accuracy(profile: Profile, train_labels: torch.Tensor, test_labels: torch.Tensor) -> Callable[..., float]:
-    """`probe_accuracy(observation)`: the trusted linear probe (the notebook's protocol, the profile's epochs)
-    fitted on the observation's "train" features and scored on its "test" features (an observation made with
-    `expect=expected_features`)."""
+    """`probe_accuracy(features)`: the trusted linear probe (the notebook's protocol, the profile's epochs)
+    fitted on the "train" features and scored on the "test" features, both computed in this process."""
 
-    def score(observation: Observation) -> float:
-        train, test = observation.tensors["train"], observation.tensors["test"]
+    def score(features: dict[str, torch.Tensor]) -> float:
+        train, test = features["train"], features["test"]
         budgets = profile.grading_budgets
         return fit_and_score(
             train, train_labels, test, test_labels, budgets.probe_epochs, profile.seed, budgets.batch_size

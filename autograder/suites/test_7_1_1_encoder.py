@@ -1,12 +1,16 @@
 """7.1.1 Encoder (1 point): structure, output shapes, parameter count and output range of `Encoder()` (public);
 outputs equal to the reference's under the same weights (hidden)."""
 
+import functools
 from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder.grading.copies import copies_grader_class, copy_message
+from autograder.grading.structure import confirm, convolutions_problem
+from autograder.worker.probes.base import random_tensor
 from autograder.worker.protocol import encode_tensors
 from autograder.worker.standard import StandardEncoder
 
@@ -20,13 +24,38 @@ TOLERANCE = 1e-5
 pytestmark = pytest.mark.tags("7.1", "autoencoder")
 
 
+@pytest.fixture(scope="module")
+def computes_its_layers(worker, run_seed) -> Callable[[], str | None]:
+    """Why the Encoder's structure reports are not confirmed by what it computes on weights and inputs drawn
+    afresh here (`autograder.grading.structure`), or None.
+    Evaluated once, when the first test whose own checks passed asks."""
+
+    @functools.cache
+    def problem() -> str | None:
+        seed = run_seed + 1
+        weights = _weights(seed)
+        args = {"name": "Encoder", "weights": encode_tensors(weights), "input_shape": [2, 3, 64, 64], "seed": seed}
+        observation = worker.call("forward_with_weights", **args)
+        x = random_tensor([2, 3, 64, 64], seed)
+        return convolutions_problem(observation, weights, x, transposed=False, name="Encoder")
+
+    return problem
+
+
+@pytest.fixture(autouse=True)
+def _own_work(submission):
+    """A Encoder that repeats the grader's own StandardEncoder earns nothing (`autograder.grading.copies`)."""
+    if copies_grader_class(submission, "Encoder", StandardEncoder):
+        pytest.fail(copy_message("Encoder", StandardEncoder), pytrace=False)
+
+
 def _arrows(pairs: list[tuple[int, int]]) -> str:
     return " → ".join([str(pairs[0][0]), *(str(out) for _, out in pairs)]) if pairs else "no convolutions"
 
 
 @pytest.mark.points(0.25)
 @pytest.mark.number("7.1.1.1")
-def test_encoder_convolutions(observe):
+def test_encoder_convolutions(observe, computes_its_layers):
     """7.1.1 Encoder: four Conv2d layers 3 → 12 → 24 → 48 → 24, kernel 4, stride 2, padding 1"""
     layers = observe("encoder_structure").data["convolutions"]
     kinds = sorted({layer["type"] for layer in layers} - {"Conv2d"})
@@ -42,11 +71,12 @@ def test_encoder_convolutions(observe):
             f"expected kernel 4, stride 2, padding 1 in every convolution; observed in `{layer['name']}`: "
             f"kernel {layer['kernel_size']}, stride {layer['stride']}, padding {layer['padding']}"
         )
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.2)
 @pytest.mark.number("7.1.1.2")
-def test_encoder_output_shape(observe):
+def test_encoder_output_shape(observe, computes_its_layers):
     """7.1.1 Encoder: images of 64x64 (and 32x32, 96x96) become features of shape (N, 24, H/16, W/16)"""
     for input_shape, expected in SHAPES.items():
         observed = tuple(observe("forward_shape", name="Encoder", input_shape=list(input_shape)).data["shape"])
@@ -54,19 +84,21 @@ def test_encoder_output_shape(observe):
             f"expected Encoder()(x) for x of shape {input_shape} to have shape {expected}; observed {observed} "
             "(each convolution with kernel 4, stride 2, padding 1 halves the height and width)"
         )
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.15)
 @pytest.mark.number("7.1.1.3")
-def test_encoder_parameter_count(observe):
+def test_encoder_parameter_count(observe, computes_its_layers):
     """7.1.1 Encoder: 42,156 parameters"""
     observed = observe("encoder_structure").data["parameters"]
     assert observed == PARAMETERS, f"expected {PARAMETERS:,} parameters in Encoder(); observed {observed:,}"
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.1)
 @pytest.mark.number("7.1.1.4")
-def test_encoder_output_is_non_negative(observe):
+def test_encoder_output_is_non_negative(observe, computes_its_layers):
     """7.1.1 Encoder: features are non-negative (a ReLU after every convolution, the last one too)"""
     observed = observe("forward_shape", name="Encoder", input_shape=[2, 3, 64, 64], scale=RANGE_SCALE).data
     assert observed["finite"], "expected finite features; observed NaN or infinite values"
@@ -74,6 +106,7 @@ def test_encoder_output_is_non_negative(observe):
         f"expected non-negative features (a ReLU after every convolution, the last one too); observed a minimum "
         f"of {observed['min']:.4g}: is the ReLU after the last convolution missing?"
     )
+    confirm(computes_its_layers())
 
 
 def _weights(seed: int) -> dict[str, torch.Tensor]:

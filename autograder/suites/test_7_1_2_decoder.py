@@ -1,12 +1,16 @@
 """7.1.2 Decoder (1 point): structure, output shapes, parameter count and output range of `Decoder()` (public);
 outputs equal to the reference's under the same weights (hidden)."""
 
+import functools
 from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder.grading.copies import copies_grader_class, copy_message
+from autograder.grading.structure import confirm, convolutions_problem
+from autograder.worker.probes.base import random_tensor
 from autograder.worker.protocol import encode_tensors
 from autograder.worker.standard import StandardDecoder
 
@@ -21,13 +25,38 @@ TOLERANCE = 1e-5
 pytestmark = pytest.mark.tags("7.1", "autoencoder")
 
 
+@pytest.fixture(scope="module")
+def computes_its_layers(worker, run_seed) -> Callable[[], str | None]:
+    """Why the Decoder's structure reports are not confirmed by what it computes on weights and inputs drawn
+    afresh here (`autograder.grading.structure`), or None.
+    Evaluated once, when the first test whose own checks passed asks."""
+
+    @functools.cache
+    def problem() -> str | None:
+        seed = run_seed + 1
+        weights = _weights(seed)
+        args = {"name": "Decoder", "weights": encode_tensors(weights), "input_shape": [2, 24, 4, 4], "seed": seed}
+        observation = worker.call("forward_with_weights", **args)
+        x = random_tensor([2, 24, 4, 4], seed)
+        return convolutions_problem(observation, weights, x, transposed=True, name="Decoder")
+
+    return problem
+
+
+@pytest.fixture(autouse=True)
+def _own_work(submission):
+    """A Decoder that repeats the grader's own StandardDecoder earns nothing (`autograder.grading.copies`)."""
+    if copies_grader_class(submission, "Decoder", StandardDecoder):
+        pytest.fail(copy_message("Decoder", StandardDecoder), pytrace=False)
+
+
 def _arrows(pairs: list[tuple[int, int]]) -> str:
     return " → ".join([str(pairs[0][0]), *(str(out) for _, out in pairs)]) if pairs else "no convolutions"
 
 
 @pytest.mark.points(0.25)
 @pytest.mark.number("7.1.2.1")
-def test_decoder_convolutions(observe):
+def test_decoder_convolutions(observe, computes_its_layers):
     """7.1.2 Decoder: four ConvTranspose2d layers 24 → 48 → 24 → 12 → 3, kernel 4, stride 2, padding 1"""
     layers = observe("decoder_structure").data["convolutions"]
     kinds = sorted({layer["type"] for layer in layers} - {"ConvTranspose2d"})
@@ -46,11 +75,12 @@ def test_decoder_convolutions(observe):
             f"expected kernel 4, stride 2, padding 1 in every transposed convolution; observed in "
             f"`{layer['name']}`: kernel {layer['kernel_size']}, stride {layer['stride']}, padding {layer['padding']}"
         )
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.2)
 @pytest.mark.number("7.1.2.2")
-def test_decoder_output_shape(observe):
+def test_decoder_output_shape(observe, computes_its_layers):
     """7.1.2 Decoder: features of shape (N, 24, 4, 4) (and 2x2, 6x6) become images of shape (N, 3, 16h, 16w)"""
     for input_shape, expected in SHAPES.items():
         observed = tuple(observe("forward_shape", name="Decoder", input_shape=list(input_shape)).data["shape"])
@@ -58,19 +88,21 @@ def test_decoder_output_shape(observe):
             f"expected Decoder()(z) for z of shape {input_shape} to have shape {expected}; observed {observed} "
             "(each transposed convolution with kernel 4, stride 2, padding 1 doubles the height and width)"
         )
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.15)
 @pytest.mark.number("7.1.2.3")
-def test_decoder_parameter_count(observe):
+def test_decoder_parameter_count(observe, computes_its_layers):
     """7.1.2 Decoder: 42,135 parameters"""
     observed = observe("decoder_structure").data["parameters"]
     assert observed == PARAMETERS, f"expected {PARAMETERS:,} parameters in Decoder(); observed {observed:,}"
+    confirm(computes_its_layers())
 
 
 @pytest.mark.points(0.1)
 @pytest.mark.number("7.1.2.4")
-def test_decoder_output_is_in_the_unit_interval(observe):
+def test_decoder_output_is_in_the_unit_interval(observe, computes_its_layers):
     """7.1.2 Decoder: pixels lie in [0, 1] (a Sigmoid at the end)"""
     observed = observe("forward_shape", name="Decoder", input_shape=[2, 24, 4, 4], scale=RANGE_SCALE).data
     assert observed["finite"], "expected finite pixel values; observed NaN or infinite values"
@@ -82,6 +114,7 @@ def test_decoder_output_is_in_the_unit_interval(observe):
         f"expected pixels in [0, 1]; observed a maximum of {high:.4g}: the decoder should end with a Sigmoid (a ReLU "
         "at the end keeps values above 1)"
     )
+    confirm(computes_its_layers())
 
 
 def _weights(seed: int) -> dict[str, torch.Tensor]:

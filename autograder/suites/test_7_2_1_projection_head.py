@@ -1,9 +1,13 @@
 """7.2.1 ProjectionHead (1 point): one Linear layer, L2-normalised rows, the reference's outputs, gradients."""
 
+import functools
+from collections.abc import Callable
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from autograder.grading.structure import confirm, linear_problem
 from autograder.worker.protocol import encode_tensors
 
 EMBEDDING_DIM = 48
@@ -34,13 +38,30 @@ def _observe_output(observe, inputs: dict[str, torch.Tensor]):
     )
 
 
+@pytest.fixture(scope="module")
+def computes_its_layer(worker, run_seed) -> Callable[[], str | None]:
+    """Why the ProjectionHead's reports are not confirmed by what it computes on a weight, bias and inputs drawn
+    afresh here (`autograder.grading.structure`), or None.
+    Evaluated once, when the first test whose own checks passed asks."""
+
+    @functools.cache
+    def problem() -> str | None:
+        inputs = _head_inputs(seed=run_seed + 1, batch=3, embedding_dim=EMBEDDING_DIM, projection_dim=16)
+        observation = worker.call(
+            "projection_head_output", embedding_dim=EMBEDDING_DIM, projection_dim=16, tensors=encode_tensors(inputs)
+        )
+        return linear_problem(observation, inputs, "ProjectionHead")
+
+    return problem
+
+
 def _layers(linears: list[dict]) -> str:
     return ", ".join(f"`{layer['name']}` {layer['in_features']} → {layer['out_features']}" for layer in linears)
 
 
 @pytest.mark.points(0.3)
 @pytest.mark.number("7.2.1.1")
-def test_projection_head_is_one_linear_layer(observe):
+def test_projection_head_is_one_linear_layer(observe, computes_its_layer):
     """7.2.1 ProjectionHead: one Linear layer from embedding_dim to projection_dim (256 by default)"""
     for projection_dim in (None, 16):
         observed = observe("projection_head_structure", embedding_dim=EMBEDDING_DIM, projection_dim=projection_dim)
@@ -61,11 +82,12 @@ def test_projection_head_is_one_linear_layer(observe):
             f"expected no layer with parameters besides the Linear layer in {call}; observed "
             + ", ".join(f"`{other['name']}` ({other['type']})" for other in others)
         )
+    confirm(computes_its_layer())
 
 
 @pytest.mark.points(0.3)
 @pytest.mark.number("7.2.1.2")
-def test_projection_head_rows_have_unit_norm(observe):
+def test_projection_head_rows_have_unit_norm(observe, computes_its_layer):
     """7.2.1 ProjectionHead: outputs of shape (N, projection_dim) whose rows have norm 1"""
     for batch in (5, 1):
         inputs = _head_inputs(seed=batch, batch=batch, embedding_dim=EMBEDDING_DIM, projection_dim=DEFAULT_PROJECTION)
@@ -87,6 +109,7 @@ def test_projection_head_rows_have_unit_norm(observe):
             f"{float(rows.min()):.4g} to {float(rows.max()):.4g}: {likely}",
             pytrace=False,
         )
+    confirm(computes_its_layer())
 
 
 @pytest.mark.points(0.3)
@@ -128,7 +151,7 @@ def test_projection_head_matches_the_reference(observe, reference, run_seed):
 
 @pytest.mark.points(0.1)
 @pytest.mark.number("7.2.1.4")
-def test_projection_head_passes_gradients(observe):
+def test_projection_head_passes_gradients(observe, computes_its_layer):
     """7.2.1 ProjectionHead: gradients reach the linear layer"""
     inputs = _head_inputs(seed=7, batch=4, embedding_dim=EMBEDDING_DIM, projection_dim=DEFAULT_PROJECTION)
     observed = _observe_output(observe, inputs).data
@@ -141,3 +164,4 @@ def test_projection_head_passes_gradients(observe):
         "expected a non-zero gradient on every parameter of the head after a backward pass through its output; "
         f"observed none on {', '.join(f'`{name}`' for name in missing) or 'any (the head has no parameters)'}"
     )
+    confirm(computes_its_layer())

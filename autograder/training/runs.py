@@ -2,7 +2,9 @@
 
 `ns` is a namespace holding the provided code plus, for each graded name, the implementation under test
 (the student's for one component, the reference's for the others). These functions run where that code
-runs, and return only features or logits: accuracy is decided elsewhere, from labels they never see.
+runs. The `train_*` functions return the trained models, whose weights are all the worker sends back: the
+trusted process loads them into its own instances and computes the features and logits (`*_features`,
+`classifier_logits`) itself; accuracy is decided there, from labels these runs never see.
 """
 
 from __future__ import annotations
@@ -63,19 +65,26 @@ def encode(ns, encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return features
 
 
-def autoencoder_features(
-    ns, data: RunData, epochs: int, seed: int, batch_size: int
-) -> dict[str, torch.Tensor | list[float]]:
-    """Method I: train the autoencoder with `train_ae`, return its encoder's features."""
+def train_autoencoder(ns, data: RunData, epochs: int, seed: int, batch_size: int) -> tuple[nn.Module, list[float]]:
+    """Method I's training: the autoencoder trained with `train_ae` on the unlabeled images, and its losses."""
     torch.manual_seed(seed)
     model = ns.Autoencoder().to(ns.DEVICE)
     loader = ns.TensorBatches(data.unlabeled, batch_size=batch_size, shuffle=True, seed=seed)
     model, losses = ns.train_ae(model, loader, epochs=epochs)
-    return {
-        "train": encode(ns, model.encoder, data.train),
-        "test": encode(ns, model.encoder, data.test),
-        "losses": [float(loss) for loss in losses],
-    }
+    return model, [float(loss) for loss in losses]
+
+
+def encoder_features(ns, encoder: nn.Module, data: RunData) -> dict[str, torch.Tensor]:
+    """The features of the labelled train and test images that the linear probe is fitted and scored on."""
+    return {"train": encode(ns, encoder, data.train), "test": encode(ns, encoder, data.test)}
+
+
+def autoencoder_features(
+    ns, data: RunData, epochs: int, seed: int, batch_size: int
+) -> dict[str, torch.Tensor | list[float]]:
+    """Method I: train the autoencoder with `train_ae`, return its encoder's features."""
+    model, losses = train_autoencoder(ns, data, epochs, seed, batch_size)
+    return {**encoder_features(ns, model.encoder, data), "losses": losses}
 
 
 def random_encoder_features(ns, data: RunData, seed: int) -> dict[str, torch.Tensor]:
@@ -85,17 +94,48 @@ def random_encoder_features(ns, data: RunData, seed: int) -> dict[str, torch.Ten
     return {"train": encode(ns, encoder, data.train), "test": encode(ns, encoder, data.test)}
 
 
-def supervised_logits(
+def train_supervised(
     ns, data: RunData, train_labels: torch.Tensor, epochs: int, seed: int, batch_size: int
-) -> dict[str, torch.Tensor | list[float]]:
-    """Method II: encoder and classifier trained together with `train_classifier(..., supervised=True)`."""
+) -> tuple[nn.Module, nn.Module, list[float]]:
+    """Method II's training: a new encoder and a linear classifier trained together by
+    `train_classifier(..., supervised=True)`; the encoder, the classifier it returned, and its losses."""
     torch.manual_seed(seed)
     encoder = ns.Encoder().to(ns.DEVICE)
     cls = nn.Linear(24 * 4 * 4, 10).to(ns.DEVICE)
     loader = ns.TensorBatches(data.train, train_labels, batch_size=batch_size, shuffle=True, seed=seed)
     cls, losses = ns.train_classifier(encoder, cls, loader, epochs=epochs, supervised=True)
-    classifier = nn.Sequential(encoder, nn.Flatten(), cls)
-    return {"test": encode(ns, classifier, data.test), "losses": [float(loss) for loss in losses]}
+    return encoder, cls, [float(loss) for loss in losses]
+
+
+def classifier_logits(ns, encoder: nn.Module, cls: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The logits of a linear classifier on an encoder's flattened features."""
+    return encode(ns, nn.Sequential(encoder, nn.Flatten(), cls), images)
+
+
+def supervised_logits(
+    ns, data: RunData, train_labels: torch.Tensor, epochs: int, seed: int, batch_size: int
+) -> dict[str, torch.Tensor | list[float]]:
+    """Method II: encoder and classifier trained together with `train_classifier(..., supervised=True)`."""
+    encoder, cls, losses = train_supervised(ns, data, train_labels, epochs, seed, batch_size)
+    return {"test": classifier_logits(ns, encoder, cls, data.test), "losses": losses}
+
+
+def train_clip_model(ns, data: RunData, epochs: int, seed: int, image_embedding: int, text_embedding: int):
+    """CLIP trained with the provided `train_clip` on the captioned split; the model and its losses."""
+    torch.manual_seed(seed)
+    model = ns.CLIPModel(
+        temperature=ns.CLIP_CONFIG["temperature"], image_embedding=image_embedding, text_embedding=text_embedding
+    ).to(ns.DEVICE)
+    batches = ns.ClipBatches(
+        data.clip_train, data.clip_train_captions, batch_size=ns.CLIP_CONFIG["batch_size"], shuffle=True, seed=seed
+    )
+    model, losses = ns.train_clip(model, batches, epochs=epochs)
+    return model, [float(loss) for loss in losses]
+
+
+def image_encoder_features(ns, image_encoder: nn.Module, data: RunData) -> dict[str, torch.Tensor]:
+    """The features of CLIP's image encoder (after the ImageNet normalisation its batches get) on STL-10."""
+    return encoder_features(ns, nn.Sequential(ns.ImageNetNormalize(), image_encoder), data)
 
 
 def clip_features(
@@ -109,20 +149,8 @@ def clip_features(
 ) -> dict:
     """CLIP trained on the captioned split; the features of its image encoder on STL-10 are probed. With
     `queries`, also the RETRIEVED_PER_QUERY validation images it ranks first for each, for the report."""
-    torch.manual_seed(seed)
-    model = ns.CLIPModel(
-        temperature=ns.CLIP_CONFIG["temperature"], image_embedding=image_embedding, text_embedding=text_embedding
-    ).to(ns.DEVICE)
-    batches = ns.ClipBatches(
-        data.clip_train, data.clip_train_captions, batch_size=ns.CLIP_CONFIG["batch_size"], shuffle=True, seed=seed
-    )
-    model, losses = ns.train_clip(model, batches, epochs=epochs)
-    encoder = nn.Sequential(ns.ImageNetNormalize(), model.image_encoder)
-    result = {
-        "train": encode(ns, encoder, data.train),
-        "test": encode(ns, encoder, data.test),
-        "losses": [float(loss) for loss in losses],
-    }
+    model, losses = train_clip_model(ns, data, epochs, seed, image_embedding, text_embedding)
+    result = {**image_encoder_features(ns, model.image_encoder, data), "losses": losses}
     if queries:
         try:
             result["retrieved"] = retrieved_images(ns, model, data.clip_val, queries)

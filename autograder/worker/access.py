@@ -1,8 +1,9 @@
 """What the sandbox user may read, when the grader runs as root: enough to run, nothing to forge with.
 
 The worker needs the interpreter, the package and the prepared profile's images and backbones. It must
-not read the solution (`assignment/ps7.py`, the reference notebook), the hidden suites, the thresholds,
-the test labels, or the results folder. Access for "others" is the switch: the sandbox user owns none of
+not read the solution (`assignment/ps7.py`, the reference notebook), the standard parts (`worker/standard.py`,
+which the grader sends it when the tests of the student's own parts are done), the hidden suites, the
+thresholds, the test labels, or the results folder. Access for "others" is the switch: the sandbox user owns none of
 these files and is in none of their groups.
 """
 
@@ -21,6 +22,9 @@ from autograder.profiles.profile import PROFILE_DIR, Profile
 from autograder.worker.sandbox import DEFAULT_USER, SandboxUser, ensure_sandbox_user, kill_user_processes
 
 REPO_ROOT = PACKAGE_ROOT.parent
+# The grader's correct Encoder, Decoder and ProjectionHead: the worker gets them as text from the grader, and only
+# after the tests of the student's own versions (see `Worker.call`), so its file, compiled or not, is a secret.
+STANDARD_FILE = PACKAGE_ROOT / "worker" / "standard.py"
 _OTHERS = stat.S_IRWXO
 MAX_CONCURRENT_GRADES = 32
 LOCK_DIR = Path(tempfile.gettempdir()) / "ps7-sandbox-users"
@@ -68,6 +72,7 @@ def secret_paths(profile: Profile) -> list[Path]:
     """Everything a submission could use to forge a grade, for this profile."""
     cache = profile.cache_dir()
     paths = [SOURCE_FILE, REPO_ROOT / "reference", PACKAGE_ROOT / "suites", REPO_ROOT / "tests"]
+    paths += [STANDARD_FILE, *sorted(STANDARD_FILE.parent.glob(f"__pycache__/{STANDARD_FILE.stem}.*.pyc"))]
     paths += sorted(PROFILE_DIR.glob("*.json"))
     paths += [PreparedPaths(cache).stl10_labels, cache / "data" / "stl10" / STL10_FOLDER / "test_y.bin"]
     return paths

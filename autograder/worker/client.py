@@ -27,6 +27,7 @@ from autograder.ingest.dependencies import LoadPlan, load_plan
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import cache_root, load_profile, worker_copy
 from autograder.worker.access import (
+    STANDARD_FILE,
     SandboxLease,
     exposed_originals,
     grant_sandbox_access,
@@ -64,6 +65,19 @@ _READ_CHUNK = 1024**2
 _MAX_LOAD_ATTEMPTS = 8
 _PART_GRACE_SECONDS = 10.0  # beyond the worker's own timer, before the client gives up on a part
 IMPORTS_PART = "(imports)"
+# The probes of the student's own Encoder, Decoder and ProjectionHead, which the standard parts would answer: they
+# run only in a worker that never held them.
+OWN_PART_PROBES = frozenset(
+    {
+        "module_structure",
+        "encoder_structure",
+        "decoder_structure",
+        "forward_shape",
+        "forward_with_weights",
+        "projection_head_structure",
+        "projection_head_output",
+    }
+)
 
 
 class WorkerError(RuntimeError):
@@ -143,6 +157,7 @@ class Worker:
         self._user_ready = False
         self._proc: SandboxProcess | None = None
         self._pending_load: int | None = None  # the id of a load request sent and not yet answered
+        self._standard_given = False  # whether this worker process holds the standard parts
         self._load_deadline = 0.0
         self._buffer = bytearray()
         self._next_id = 0
@@ -199,13 +214,22 @@ class Worker:
         at most its own timeout and never past the grade's deadline; a successful answer must carry the tensors
         of `expect`, of the shapes and dtypes it gives (checked before they are decoded), and its tensors may take
         at most `protocol.response_limit(expect)` bytes: a call whose answer is larger than `max_response_bytes`
-        (features of the real test set, ResNet50's weights) declares the tensors it expects."""
+        (features of the real test set, ResNet50's weights) declares the tensors it expects.
+
+        The probes of `OWN_PART_PROBES` run only in a worker that never held the standard parts (a fresh one when
+        this one has them: the suites run those tests first, so a grade pays no restart); every other probe
+        gets them first (`_give_standard_parts`)."""
+        if probe in OWN_PART_PROBES and self._standard_given:
+            self._discard()
         try:
             self.start()
         except DeadlineReached as error:
             return Observation.failure(str(error))
         except WorkerError as error:
             return Observation.failure(f"the grader could not start the worker that runs your code: {error}")
+        problem = None if probe in OWN_PART_PROBES else self._give_standard_parts()
+        if problem is not None:
+            return Observation.failure(problem)
         limit = self.call_timeout if timeout is None else timeout
         tensor_limit = response_limit(expect, self.max_response_bytes)
         request_id = self._send({"op": "call", "probe": probe, "args": args})
@@ -439,7 +463,24 @@ class Worker:
         self._discard()
         return reason
 
+    def _give_standard_parts(self) -> str | None:
+        """Send the standard parts to this worker once (see the server's "standard" op); why not, or None."""
+        if self._standard_given:
+            return None
+        request_id = self._send({"op": "standard", "source": STANDARD_FILE.read_text(encoding="utf-8")})
+        try:
+            message, payload = self._receive(request_id, time.monotonic() + self.call_timeout, self.max_response_bytes)
+            observation = observation_from_response(message, self.max_response_bytes, payload=payload)
+        except (TimeoutError, EOFError, ProtocolError, DeadlineReached) as error:
+            self._discard()
+            return f"the worker running your code could not take the grader's standard parts ({error or 'it died'})"
+        if not observation.ok:
+            return observation.message
+        self._standard_given = True
+        return None
+
     def _discard(self) -> None:
+        self._standard_given = False
         if self._proc is not None:
             self._proc.close()
             self._proc = None

@@ -17,6 +17,10 @@ Requests (one JSON object per line, each with an integer "id"):
    of "definition_timeout" seconds. The grader sends one request per part, so that when a part kills the
    worker it knows from its own records which one did. The response's data: "error" (None when it loaded)
    and the failed guarded imports.
+- {"op": "standard", "source": SRC}: the standard parts (`autograder.worker.standard`, sent by the grader as
+   text; the sandbox masks the file). The grader sends them only after the tests of the student's own Encoder,
+   Decoder and ProjectionHead, which the standard parts would answer, so those are observed in a process that
+   never held them; until then a probe that needs them fails.
 - {"op": "call", "probe": NAME, "args": {...}}: runs a probe from `autograder.worker.probes`.
 - {"op": "ping"}: answers {"ok": true}.
 """
@@ -38,6 +42,7 @@ import torch
 
 from autograder.worker.names import IMPORT_ERRORS_NAME
 from autograder.worker.probes import PROBES, ProbeContext, ProbeError
+from autograder.worker.probes.base import STANDARD_MODULE, install_standard, withhold_standard
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     TENSOR_BYTES_FIELD,
@@ -182,6 +187,16 @@ class WorkerState:
         import_errors = [list(entry) for entry in student.pop(IMPORT_ERRORS_NAME, [])]
         return {"ok": True, "data": {"error": error_text, "import_errors": import_errors}}
 
+    def standard(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Install the standard parts the grader sent (its own code, not the student's)."""
+        module = types.ModuleType(STANDARD_MODULE)
+        try:
+            exec(compile(str(request.get("source", "")), "<ps7 standard parts>", "exec"), module.__dict__)
+        except Exception as error:  # noqa: BLE001 - a grader problem, or student code that broke the interpreter
+            return {"ok": False, "error": f"internal grader error: the standard parts failed: {describe_error(error)}"}
+        install_standard(module)
+        return {"ok": True, "data": {}}
+
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request.get("probe")
         function = _PROBES_AT_START.get(name) if isinstance(name, str) else None
@@ -260,6 +275,8 @@ class Server:
                 response = self.state.load(request)
             elif op == "define":
                 response = self.state.define(request)
+            elif op == "standard":
+                response = self.state.standard(request)
             elif op == "call":
                 response = self.state.call(request)
             elif op == "ping":
@@ -282,6 +299,7 @@ def main() -> None:
     sys.stdout = sys.stderr = capture
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
     max_bytes = int(os.environ.get("PS7_WORKER_MAX_RESPONSE", MAX_RESPONSE_BYTES))
+    withhold_standard()
     try:
         Server(requests, responses, capture, max_bytes).serve()
     except BaseException:

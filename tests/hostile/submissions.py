@@ -212,8 +212,9 @@ class Encoder(_reference_encoder()):
     pass
 """
 
-# The grader's own correct encoder, built from the specification for component isolation, which the worker
-# imports next to student code; reached without an import statement (ingest drops `import autograder...`).
+# The grader's own correct encoder, built from the specification for component isolation, reached without an import
+# statement (ingest drops `import autograder...`): the worker holds no copy while it loads (the file is masked, and
+# the grader sends the standard parts later).
 STANDARD_PARTS = """
 import importlib
 
@@ -259,6 +260,115 @@ class Encoder(nn.Module):
         super().__init__()
         raise NotImplementedError
 """
+
+# The probe table the server consults, `_PROBES_AT_START`, changed in place while loading: the encoder's structure
+# and output shapes are answered as the specification says, for an Encoder that does not exist.
+PROBE_TABLE_MUTATION = """
+import sys
+
+_table = sys.modules["autograder.worker.server"]._PROBES_AT_START
+
+
+def _structure(ctx, *args, **kwargs):
+    layers = [
+        {"name": f"conv{i}", "type": "Conv2d", "in_channels": a, "out_channels": b, "kernel_size": [4, 4],
+         "stride": [2, 2], "padding": [1, 1]}
+        for i, (a, b) in enumerate([(3, 12), (12, 24), (24, 48), (48, 24)])
+    ]
+    return {"class": "Encoder", "convolutions": layers, "parameters": 42156, "trainable_parameters": 42156}
+
+
+def _shape(ctx, name, input_shape, init_args=None, seed=0, scale=1.0):
+    n, c, h, w = input_shape
+    return {"shape": [n, 24, h // 16, w // 16], "dtype": "float32", "finite": True, "min": 0.0, "max": 1.0}
+
+
+class Encoder(nn.Module):
+    _table["encoder_structure"] = _structure
+    _table["forward_shape"] = _shape
+
+    def __init__(self, in_channels=3):
+        super().__init__()
+        raise NotImplementedError
+"""
+
+# A subclass of the grader's standard decoder that says it is the student's (`__module__` renamed).
+RENAMED_SUBCLASS = """
+import importlib
+
+
+class Decoder(importlib.import_module("autograder.worker.standard").StandardDecoder):
+    __module__ = "ps7_student"
+"""
+
+# standard.py's StandardEncoder (which the student package ships), pasted in and renamed.
+STANDARD_SOURCE_COPY = """
+from itertools import pairwise
+
+ENCODER_CHANNELS = (12, 24, 48, 24)
+CONV = {"kernel_size": 4, "stride": 2, "padding": 1}
+
+
+class Encoder(nn.Module):
+    # my encoder
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        channels = (in_channels, *ENCODER_CHANNELS)
+        self.convolutions = nn.ModuleList(nn.Conv2d(a, b, **CONV) for a, b in pairwise(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for convolution in self.convolutions:
+            x = F.relu(convolution(x))
+        return x
+"""
+
+# No training code at all; while loading, the training probes are replaced in the server's table: Method I and
+# Method II answer with the untrained standard models' weights, CLIP with the features of the worker's pretrained
+# backbone on the labelled images (what the grader used to probe).
+FORGED_TRAINING = """
+import sys
+
+import torch
+from torch import nn
+
+_table = sys.modules["autograder.worker.server"]._PROBES_AT_START
+_base = sys.modules["autograder.worker.probes.base"]
+
+
+def _prefixed(prefix, module):
+    return {f"{prefix}.{key}": value for key, value in module.state_dict().items()}
+
+
+def _untrained_autoencoder(ctx, **kwargs):
+    return {"losses": [0.01], **_prefixed("autoencoder", _base.standard().StandardAutoencoder())}
+
+
+def _untrained_classifier(ctx, **kwargs):
+    encoder, classifier = _base.standard().StandardEncoder(), nn.Linear(384, 10)
+    return {"losses": [0.1], **_prefixed("encoder", encoder), **_prefixed("classifier", classifier)}
+
+
+def _backbone_features(ctx, **kwargs):
+    from autograder.profiles.profile import load_profile
+    from autograder.training import runs
+
+    data = runs.RunData.load(load_profile(ctx.get("SETUP").profile_path))
+    encoder = nn.Sequential(ctx.get("ImageNetNormalize")(), ctx.get("ImageEncoder")())
+    ns = type("ns", (), {"TensorBatches": ctx.get("TensorBatches")})
+    return {"losses": [0.1], "train": runs.encode(ns, encoder, data.train), "test": runs.encode(ns, encoder, data.test)}
+
+
+class Encoder(nn.Module):
+    _table["method1_weights"] = _untrained_autoencoder
+    _table["method2_weights"] = _untrained_classifier
+    _table["clip_training_weights"] = _backbone_features
+
+    def __init__(self, in_channels=3):
+        super().__init__()
+        raise NotImplementedError
+"""
+
 
 # A wrong encoder (one convolution, wrong shape and parameter count) defined after making every comparison
 # function of torch, numpy and math answer "equal".
@@ -435,20 +545,25 @@ MALFORMED_CELLS = (
 
 
 TRAIN_AE_CELL = "def train_ae("
-# train_ae trains honestly, then makes the encoder answer batches larger than the report's 8 images with a
-# tensor of no data and a width of 10**8: a linear probe built from that width would take 4 GB.
+# train_ae trains honestly, then adds to the trained model a tensor of no data and a width of 10**8: the weights
+# the worker sends back carry it, and a grader that allocated from its shape would take 400 MB (4 GB as float64
+# features, when the features were computed in the worker and a probe was built from their width).
 EMPTY_WIDE_FEATURES = """
-    original_forward = model.encoder.forward
-    model.encoder.forward = lambda x: torch.empty(0, 10**8) if len(x) > 8 else original_forward(x)
+    model.register_buffer("wide", torch.empty(0, 10**8))
     return model, loss_traj
 """
 
 
 def with_empty_wide_features() -> nbformat.NotebookNode:
-    """The reference whose train_ae leaves the trained encoder answering `torch.empty(0, 10**8)`."""
+    """The reference whose train_ae leaves a `torch.empty(0, 10**8)` in the model it trained."""
     notebook = reference()
     cell = notebook.cells[code_cell_index(notebook, TRAIN_AE_CELL)]
     ending = "    return model, loss_traj"
     assert cell.source.rstrip().endswith(ending), "the reference train_ae cell changed shape"
     cell.source = cell.source.rstrip()[: -len(ending)] + EMPTY_WIDE_FEATURES.lstrip("\n")
     return notebook
+
+
+def with_decoder(source: str) -> nbformat.NotebookNode:
+    """The student template whose Decoder cell is `source`."""
+    return replace_cell(template(), DECODER_CELL, textwrap.dedent(source))

@@ -45,11 +45,19 @@ skipped otherwise):
 - reference-internals (root): the Encoder subclasses the reference Encoder, reached through
   `autograder.assignment.namespace.reference_namespace` or among the worker's live objects (gc): 0 points.
 - standard-parts-internals: `class Encoder(autograder.worker.standard.StandardEncoder)`, the grader's own
-  correct encoder that the worker holds for component isolation, reached through importlib: 0 points (the
-  probes refuse student models built on the grader's classes).
+  correct encoder, reached through importlib: 0 points (the worker holds no standard part while the tests of the
+  student's own parts run, and the file is masked or unreadable).
+- renamed-module-subclass: the Decoder subclasses the standard one and renames its `__module__`: 0 points.
+- standard-source-copy: standard.py's StandardEncoder pasted in as the Encoder: 0 points ("is a copy of").
 - forged-observations: no Encoder, but a class body replaces the worker's `encoder_structure` probe with one
   returning the specified structure, reached through sys.modules: 0 points (the worker answers from the
   registry as it was before student code ran; an in-process guard only, see the README's security notes).
+- probe-table-mutation: the same through the table the server consults (`_PROBES_AT_START`, changed in place),
+  for the structure and the output shapes: 0 points (those tests also need a forward pass on weights and inputs
+  the grader draws afresh to compute what the layers are).
+- forged-training (full suite): no training code; the training probes are replaced in the server's table to
+  answer with the untrained standard models' weights (Methods I, II) and with the pretrained backbone's features
+  (CLIP): 0 points; the features are refused ("was refused"), the untrained weights score below the thresholds.
 - monkeypatch-comparisons: a wrong Encoder defined after setting torch, numpy and math comparison
   functions (allclose, equal, isclose, Tensor.__eq__, array_equal, assert_allclose, ...) to always succeed.
 - pickle-payload: Encoder.forward returns a tensor look-alike whose `__reduce__` runs `os.system`: its test
@@ -57,10 +65,10 @@ skipped otherwise):
   never unpickled it.
 - fork-bomb (root): forking without end while loading (each child execs `sleep 3600`) stops at the
   process-count limit ("FORK-LIMIT"); no child survives grading.
-- empty-wide-features (full suite): train_ae trains honestly, then makes the trained encoder answer with
-  `torch.empty(0, 10**8)` (no data, so no size limit sees it; a probe of that width takes 4 GB): the answer is
-  refused from its safetensors header ("was refused", "without its empty dimensions"), the Method I
-  accuracy test fails with that message, and the grader survives to write a complete results file.
+- empty-wide-features (full suite): train_ae trains honestly, then adds `torch.empty(0, 10**8)` to the model it
+  trained (no data, so no size limit sees it), whose weights the worker sends back: the answer is refused from
+  its safetensors header ("was refused", "without its empty dimensions"), the Method I accuracy test fails with
+  that message, and the grader survives to write a complete results file.
 - message-bomb: a 5 MB exception message with a NUL byte, a lone surrogate and terminal escapes: valid,
   small results.
 
@@ -497,9 +505,18 @@ def _check_fork_bomb(graded: Graded) -> None:
 def _check_empty_wide_features(graded: Graded) -> None:
     [accuracy] = [test for test in graded.tests if test.get("number") == "7.1.3.3"]
     output = from_markdown(accuracy["output"])
-    assert accuracy["score"] == 0 and "method1_features` was refused" in output, graded.summary()
+    assert accuracy["score"] == 0 and "method1_weights` was refused" in output, graded.summary()
     assert "Not run" not in graded.feedback, "the grader must finish every test"
     assert graded.score > 0, "the honest parts still score"
+
+
+def _check_forged_training(graded: Graded) -> None:
+    assert graded.score == 0, graded.summary()
+    [clip] = graded.numbered("7.2.2.6")
+    assert "clip_training_weights` was refused" in from_markdown(clip["output"]), graded.summary()
+    for number in ("7.1.3.3", "7.1.4.4"):
+        [test] = graded.numbered(number)
+        assert test["score"] == 0 and "below it" in from_markdown(test["output"]), graded.summary()
 
 
 def _check_bomb(graded: Graded) -> None:
@@ -623,6 +640,22 @@ CASES = [
         "forged-observations",
         _notebook(lambda: sub.with_encoder(sub.FORGED_OBSERVATIONS)),
         "template",
+    ),
+    Case("renamed-module-subclass", _notebook(lambda: sub.with_decoder(sub.RENAMED_SUBCLASS)), "template"),
+    Case(
+        "standard-source-copy",
+        _notebook(lambda: sub.with_encoder(sub.STANDARD_SOURCE_COPY)),
+        "template",
+        ("is a copy of the grader's own `StandardEncoder`",),
+    ),
+    Case("probe-table-mutation", _notebook(lambda: sub.with_encoder(sub.PROBE_TABLE_MUTATION)), "template"),
+    Case(
+        "forged-training",
+        _notebook(lambda: sub.with_encoder(sub.FORGED_TRAINING)),
+        "template",
+        full_suite=True,
+        timeout=FULL_RUN_TIMEOUT,
+        check=_check_forged_training,
     ),
     Case(
         "monkeypatch-comparisons",

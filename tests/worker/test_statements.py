@@ -74,10 +74,10 @@ def worker(synthetic_cache: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_statements_the_graded_definitions_use_are_run_and_work(worker):
+    assert worker.call("encoder_structure").data["parameters"] == 42_156  # the student's own part first, as graded
     observation = worker.call("train_ae_one_epoch", images=16, batch_size=8)
     assert observation.ok, observation.message
     assert len(observation.data["loss_traj"]) == 1 and observation.data["loss_traj"][0] > 0
-    assert worker.call("encoder_structure").data["parameters"] == 42_156
     assert worker.starts == 2  # the statement that killed the first worker was left out of the second
     assert "cell 2, line 1" in [part["name"] for part in worker._parts]
     assert not {"cell 2, line 1", "cell 2, line 2"} & set(worker.load_errors)

@@ -2,9 +2,11 @@
 of Methods I-III on the profile's budget.
 
 Component isolation: every probe of a training function runs it on the standard models of
-`autograder.worker.standard`, never on the namespace's own Encoder/Decoder, so a bug in one component cannot
-change what another component's tests observe. Training runs return features or logits only: the labels
-that judge them stay in the trusted process (the training labels a run needs arrive as an argument).
+`autograder.worker.standard` (through `base.standard()`), never on the namespace's own Encoder/Decoder, so a
+bug in one component cannot change what another component's tests observe. Training runs return the trained
+weights of those standard models only (`autograder.grading.trained` evaluates them in the trusted process):
+features of the test images and the labels that judge them are never computed or seen here (the training
+labels a run needs arrive as an argument).
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from autograder.worker.probes.base import (
     instantiate,
     probe,
     random_tensor,
+    standard,
     tensors_argument,
 )
-from autograder.worker.standard import StandardAutoencoder, StandardEncoder
 
 CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
 FEATURES = 24 * 4 * 4
@@ -108,6 +110,12 @@ def _unpack(returned: object, function: str, first: str) -> tuple[nn.Module, lis
             f"{type(loss_traj).__name__}"
         ) from None
     return module, losses
+
+
+def _returned_module(value: object, function: str, first: str) -> nn.Module:
+    if not isinstance(value, nn.Module):
+        raise ProbeError(f"`{function}` should return {first} first; it returned a {type(value).__name__}")
+    return value
 
 
 def _relative_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -283,7 +291,7 @@ def train_ae_contract(
     """What `train_ae` returns after `epochs` epochs on a few random images, on the standard autoencoder."""
     train_ae = ctx.get("train_ae")
     torch.manual_seed(seed)
-    model = StandardAutoencoder().to(ctx.get("DEVICE"))
+    model = standard().StandardAutoencoder().to(ctx.get("DEVICE"))
     before = _snapshot(model)
     loader = ctx.get("TensorBatches")(_random_images(images, seed), batch_size=batch_size)
     trained, losses = _unpack(train_ae(model, loader, epochs=epochs), "train_ae", "model")
@@ -297,7 +305,7 @@ def train_ae_one_epoch(ctx: ProbeContext, seed: int = 0, images: int = 32, batch
     each minibatch and optimiser step (to name the bug when the weights differ from the reference's)."""
     train_ae = ctx.get("train_ae")
     torch.manual_seed(seed)
-    model = StandardAutoencoder().to(ctx.get("DEVICE"))
+    model = standard().StandardAutoencoder().to(ctx.get("DEVICE"))
     loader = ctx.get("TensorBatches")(_random_images(images, seed), batch_size=batch_size, shuffle=False)
     watcher = _Watcher(loader, model)
     handle = register_optimizer_step_pre_hook(watcher.before_step)
@@ -315,25 +323,15 @@ def train_ae_one_epoch(ctx: ProbeContext, seed: int = 0, images: int = 32, batch
 
 
 @probe
-def method1_features(ctx: ProbeContext, epochs: int, seed: int, batch_size: int, shown: int = 8) -> dict[str, Any]:
+def method1_weights(ctx: ProbeContext, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
     """Method I with this namespace's `train_ae` training the standard autoencoder on the profile's unlabeled
-    images (the calibrated run of `runs.autoencoder_features`): its encoder's features of the labelled
-    train and test images, the loss per epoch, and the first `shown` test images with their reconstructions
-    (for the report a TA reads)."""
+    images (the calibrated run of `runs.train_autoencoder`): the weights of the model it returned
+    ("autoencoder.*") and the loss per epoch. The trusted side loads the weights into its own autoencoder and
+    computes the features and reconstructions itself."""
     ctx.get("train_ae")
-    built: list[nn.Module] = []
-
-    def autoencoder(*args: Any, **kwargs: Any) -> nn.Module:
-        built.append(StandardAutoencoder(*args, **kwargs))
-        return built[-1]
-
-    data = _run_data(ctx)
-    result = runs.autoencoder_features(_with_standard(ctx, Autoencoder=autoencoder), data, epochs, seed, batch_size)
-    originals = data.test[:shown]
-    model = built[0].eval()
-    with torch.no_grad():
-        reconstructions = model(originals.to(ctx.get("DEVICE")).float() / 255).cpu()
-    return {**result, "originals": originals, "reconstructions": reconstructions}
+    ns = _with_standard(ctx, Autoencoder=standard().StandardAutoencoder)
+    model, losses = runs.train_autoencoder(ns, _run_data(ctx), epochs, seed, batch_size)
+    return {"losses": losses, **_cpu_tensors("autoencoder", _returned_module(model, "train_ae", "model"))}
 
 
 # ------------------------------------------------------------------------------------------ 7.1.4
@@ -347,7 +345,7 @@ def train_classifier_one_epoch(
     train_classifier = ctx.get("train_classifier")
     device = ctx.get("DEVICE")
     torch.manual_seed(seed)
-    encoder = StandardEncoder().to(device)
+    encoder = standard().StandardEncoder().to(device)
     cls = nn.Linear(FEATURES, CLASSES).to(device)
     encoder_before, cls_before = _snapshot(encoder), _snapshot(cls)
     labels = torch.randint(0, CLASSES, (images,), generator=torch.Generator().manual_seed(seed + 1))
@@ -366,31 +364,32 @@ def train_classifier_one_epoch(
 
 
 @probe
-def method2_logits(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
+def method2_weights(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
     """Method II with this namespace's `train_classifier(..., supervised=True)` on the standard encoder (the
-    calibrated run of `runs.supervised_logits`): the logits of the test images, and the loss per epoch."""
+    calibrated run of `runs.train_supervised`): the encoder's and the returned classifier's weights
+    ("encoder.*", "classifier.*") and the loss per epoch; the trusted side computes the test logits."""
     ctx.get("train_classifier")
     train_labels = tensors_argument(labels, "labels")["labels"]
-    ns = _with_standard(ctx, Encoder=StandardEncoder)
-    return runs.supervised_logits(ns, _run_data(ctx), train_labels, epochs, seed, batch_size)
+    ns = _with_standard(ctx, Encoder=standard().StandardEncoder)
+    encoder, cls, losses = runs.train_supervised(ns, _run_data(ctx), train_labels, epochs, seed, batch_size)
+    cls = _returned_module(cls, "train_classifier", "cls")
+    return {"losses": losses, **_cpu_tensors("encoder", encoder), **_cpu_tensors("classifier", cls)}
 
 
 @probe
-def method3_logits(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
+def method3_weights(ctx: ProbeContext, labels: str, epochs: int, seed: int, batch_size: int) -> dict[str, Any]:
     """Method III with this namespace's `train_classifier(..., supervised=False)`: a classifier on a randomly
-    initialised standard encoder, which must stay frozen. The logits of the test images, the loss per
-    epoch, and how far the encoder moved."""
+    initialised standard encoder (under `seed`), which must stay frozen. The encoder's and the returned
+    classifier's weights and the loss per epoch; the trusted side compares the encoder with the
+    initialisation it draws itself, and computes the test logits."""
     train_classifier = ctx.get("train_classifier")
     train_labels = tensors_argument(labels, "labels")["labels"]
-    ns = _with_standard(ctx, Encoder=StandardEncoder)
+    ns = _with_standard(ctx, Encoder=standard().StandardEncoder)
     data = _run_data(ctx)
     torch.manual_seed(seed)
-    encoder = StandardEncoder().to(ns.DEVICE)
-    before = _snapshot(encoder)
+    encoder = standard().StandardEncoder().to(ns.DEVICE)
     cls = nn.Linear(FEATURES, CLASSES).to(ns.DEVICE)
     loader = ns.TensorBatches(data.train, train_labels, batch_size=batch_size, shuffle=True, seed=seed)
     returned = train_classifier(encoder, cls, loader, epochs=epochs, supervised=False)
     cls, losses = _unpack(returned, "train_classifier", "cls")
-    classifier = nn.Sequential(encoder, nn.Flatten(), cls)
-    change = _change(before, encoder)
-    return {"test": runs.encode(ns, classifier, data.test), "losses": losses, "encoder_change": change}
+    return {"losses": losses, **_cpu_tensors("encoder", encoder), **_cpu_tensors("classifier", cls)}

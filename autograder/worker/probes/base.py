@@ -9,7 +9,9 @@ the reference's (in the trusted process, `autograder.grading.reference`), so a s
 
 from __future__ import annotations
 
+import importlib
 import math
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -75,18 +77,76 @@ def checked_shape(value: object, what: str) -> list[int]:
     return value
 
 
-# The grader's correct parts; the profile's backbones (autograder.profiles) are provided code, as on Colab.
+# The grader's own classes, by identity: the standard parts (when this process holds them) and the probes' stubs,
+# recorded as they are created, before any student code can reach them. A student's model may not be one, inherit
+# from one, or borrow one of their methods. Names are checked as well (a second line only: a class can say any
+# module it likes).
+_GRADER_CLASSES: set[type] = set()
+_GRADER_CODE: set[object] = set()
 _GRADER_MODULES = ("autograder.worker.", "autograder.assignment.", "autograder.grading.")
+_STANDARD: dict[str, types.ModuleType] = {}
+_WITHHELD = {"standard": False}
+STANDARD_MODULE = "autograder.worker.standard"
+
+
+def grader_class(klass: type) -> type:
+    """Record `klass` (and the code of its methods) as the grader's own."""
+    _GRADER_CLASSES.add(klass)
+    for value in vars(klass).values():
+        code = getattr(getattr(value, "__func__", value), "__code__", None)
+        if code is not None:
+            _GRADER_CODE.add(code)
+    return klass
+
+
+def withhold_standard() -> None:
+    """In the worker: the standard parts come only from the grader (`install_standard`), once the tests of the
+    student's own Encoder, Decoder and ProjectionHead are done; until then this process never holds them (and
+    the sandbox masks their file)."""
+    _WITHHELD["standard"] = True
+
+
+def install_standard(module: types.ModuleType) -> None:
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__ == module.__name__:
+            grader_class(value)
+    _STANDARD["module"] = module
+
+
+def standard() -> types.ModuleType:
+    """The standard parts (`autograder.worker.standard`): in the worker, the module the grader sent; in the
+    trusted process, imported."""
+    module = _STANDARD.get("module")
+    if module is None:
+        if _WITHHELD["standard"]:
+            raise ProbeError("internal grader error: this probe needs the standard parts, which the worker lacks")
+        install_standard(importlib.import_module(STANDARD_MODULE))
+        module = _STANDARD["module"]
+    return module
+
+
+def _borrowed(klass: type) -> str | None:
+    for name, value in vars(klass).items():
+        if getattr(getattr(value, "__func__", value), "__code__", None) in _GRADER_CODE:
+            return name
+    return None
 
 
 def refuse_grader_classes(model: nn.Module, name: str, allowed: tuple[type, ...] = ()) -> None:
-    """A student's model may not be, contain or inherit from the grader's own classes (the standard parts
-    the worker holds for component isolation): that would be the grader grading itself."""
+    """A student's model may not be, contain, inherit from or borrow methods of the grader's own classes (the
+    standard parts the worker holds for component isolation): that would be the grader grading itself."""
     for module in model.modules():
         for klass in type(module).__mro__:
-            if klass.__module__.startswith(_GRADER_MODULES) and klass not in allowed:
+            if klass in allowed:
+                continue
+            if klass in _GRADER_CLASSES or klass.__module__.startswith(_GRADER_MODULES):
                 raise ProbeError(
                     f"`{name}` is built on the grader's own `{klass.__name__}`; write the component yourself"
+                )
+            method = _borrowed(klass)
+            if method is not None:
+                raise ProbeError(
+                    f"`{name}` uses the grader's own code as `{klass.__name__}.{method}`; write the component yourself"
                 )
 
 

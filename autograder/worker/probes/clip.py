@@ -3,7 +3,8 @@
 Component isolation: every probe that builds the student's `CLIPModel` does so with the standard projection
 head (`_standard_heads`), so a wrong `ProjectionHead` costs points in 7.2.1 only. The loss is observed on
 fixed features fed through stub encoders, so the trusted suite can recompute the symmetric InfoNCE from
-the same numbers; `retrieve_images` gets a stub model whose query embedding the suite knows.
+the same numbers; `retrieve_images` gets a stub model whose query embedding the suite knows. The training
+run returns weights only, which the trusted side evaluates (`autograder.grading.trained`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from torch import nn
 
 from autograder.profiles.profile import load_profile
 from autograder.training import runs
-from autograder.worker.probes.base import ProbeContext, ProbeError, instantiate, probe, tensors_argument
+from autograder.worker.probes.base import (
+    ProbeContext,
+    ProbeError,
+    grader_class,
+    instantiate,
+    probe,
+    standard,
+    tensors_argument,
+)
 from autograder.worker.probes.loops import count_student_lines
-from autograder.worker.standard import StandardProjectionHead
 
 HEADS = ("image_projection", "text_projection")
 MAX_RETRIEVAL_IMAGES = 4096
@@ -40,7 +48,7 @@ _GPU_HINT = (
 def _standard_heads(ctx: ProbeContext) -> AbstractContextManager:
     """`ProjectionHead` is the standard one while the student's CLIPModel is built: the class looks the name
     up in the namespace it was defined in, which is `ctx.namespace` (restored as it was afterwards)."""
-    return patch.dict(ctx.namespace, {"ProjectionHead": StandardProjectionHead})
+    return patch.dict(ctx.namespace, {"ProjectionHead": standard().StandardProjectionHead})
 
 
 @contextmanager
@@ -156,7 +164,7 @@ def _clip_model(ctx: ProbeContext, temperature: float, seed: int) -> nn.Module:
         "text_embedding": setup.text_embedding,
     }
     with _standard_heads(ctx), _on_cpu(ctx):
-        return instantiate(ctx, "CLIPModel", init_args, seed, allowed=(StandardProjectionHead,))
+        return instantiate(ctx, "CLIPModel", init_args, seed, allowed=(standard().StandardProjectionHead,))
 
 
 def _parameter_counts(module: object) -> dict[str, int] | None:
@@ -185,13 +193,13 @@ def clip_structure(ctx: ProbeContext, temperature: float, seed: int = 0) -> dict
     heads = {}
     for attribute in HEADS:
         module = getattr(model, attribute, None)
-        standard = isinstance(module, StandardProjectionHead)
+        is_standard = isinstance(module, standard().StandardProjectionHead)
         heads[attribute] = {
             "present": module is not None,
             "type": type(module).__name__,
-            "projection_head": standard,
-            "in_features": module.projection.in_features if standard else None,
-            "out_features": module.projection.out_features if standard else None,
+            "projection_head": is_standard,
+            "in_features": module.projection.in_features if is_standard else None,
+            "out_features": module.projection.out_features if is_standard else None,
         }
     setup = ctx.get("SETUP")
     return {
@@ -204,6 +212,7 @@ def clip_structure(ctx: ProbeContext, temperature: float, seed: int = 0) -> dict
     }
 
 
+@grader_class
 class _StubImageEncoder(nn.Module):
     """Fixed image features, known to the suite, whatever the pixels."""
 
@@ -220,6 +229,7 @@ class _StubImageEncoder(nn.Module):
         return self.features
 
 
+@grader_class
 class _StubTextEncoder(nn.Module):
     """Fixed caption features, taking the provided TextEncoder's arguments; it counts its calls."""
 
@@ -283,7 +293,7 @@ def _model_with_heads(ctx: ProbeContext, temperature: float, seed: int, given: d
     model = _clip_model(ctx, temperature, seed)
     for attribute, prefix in zip(HEADS, ("image_head", "text_head"), strict=True):
         head = getattr(model, attribute, None)
-        if not isinstance(head, StandardProjectionHead):
+        if not isinstance(head, standard().StandardProjectionHead):
             raise ProbeError(
                 f"`CLIPModel` should create `self.{attribute}` with `ProjectionHead(...)`; it is "
                 f"{'missing' if head is None else f'a {type(head).__name__}'}"
@@ -357,24 +367,34 @@ def clip_gradients(
     return {"parts": parts}
 
 
+TRAINED_PARTS = ("image_encoder", "image_projection", "text_projection")
+
+
 @probe
-def clip_training_features(ctx: ProbeContext, epochs: int, seed: int) -> dict[str, Any]:
+def clip_training_weights(ctx: ProbeContext, epochs: int, seed: int) -> dict[str, Any]:
     """CLIP trained with the student's CLIPModel (standard heads; provided encoders, batches and `train_clip`)
-    on the profile's captioned split; the image encoder's features of the STL-10 train and test images,
-    which the trusted suite probes with labels this process never sees, and the validation images the model
-    retrieves for the profile's example queries (for the report)."""
+    on the profile's captioned split (the calibrated run of `runs.train_clip_model`): the weights of its image
+    encoder and of both heads ("image_encoder.*", "image_projection.*", "text_projection.*") and the loss per
+    epoch. The trusted side loads them into its own encoder and heads, and computes the features it probes
+    (with labels this process never sees) and the report's retrievals itself."""
     setup = ctx.get("SETUP")
     data = runs.RunData.load(load_profile(setup.profile_path))
     with _standard_heads(ctx), _gpu_hint():
         ns = types.SimpleNamespace(**ctx.namespace)
-        queries = tuple(setup.example_queries)
-        result = runs.clip_features(ns, data, epochs, seed, setup.image_embedding, setup.text_embedding, queries)
-    return {**result, "queries": list(queries)}
+        model, losses = runs.train_clip_model(ns, data, epochs, seed, setup.image_embedding, setup.text_embedding)
+    weights: dict[str, Any] = {"losses": losses}
+    for attribute in TRAINED_PARTS:
+        part = getattr(model, attribute, None)
+        if not isinstance(part, nn.Module):
+            raise ProbeError(f"the trained `CLIPModel` has no module `self.{attribute}`")
+        weights.update({f"{attribute}.{key}": value.detach().cpu() for key, value in part.state_dict().items()})
+    return weights
 
 
 # ---------------------------------------------------------------------------------------------- 7.2.4
 
 
+@grader_class
 class _RetrievalModel(nn.Module):
     """A stand-in for a trained CLIPModel: its text encoder returns known features whatever the tokens, and
     its text projection is a standard head with known weights, so the query embedding is known."""
@@ -382,7 +402,7 @@ class _RetrievalModel(nn.Module):
     def __init__(self, text_features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> None:
         super().__init__()
         self.text_encoder = _StubTextEncoder(text_features)
-        self.text_projection = StandardProjectionHead(weight.shape[1], weight.shape[0])
+        self.text_projection = standard().StandardProjectionHead(weight.shape[1], weight.shape[0])
         self.text_projection.projection.load_state_dict({"weight": weight, "bias": bias})
 
 
