@@ -16,8 +16,8 @@ from typing import Any
 from autograder.assignment.namespace import reference_namespace
 from autograder.profiles.profile import cache_root
 from autograder.worker.probes import PROBES, ProbeContext
+from autograder.worker.probes.base import run_probe
 from autograder.worker.protocol import Observation, decode_message, encode_message, observation_from_response
-from autograder.worker.server import run_probe
 
 
 @lru_cache(maxsize=2)

@@ -34,28 +34,24 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-import torch
-
+from autograder.worker.errors import describe_error, student_traceback
 from autograder.worker.names import IMPORT_ERRORS_NAME
-from autograder.worker.probes import PROBES, ProbeContext, ProbeError
-from autograder.worker.probes.base import STANDARD_MODULE, install_standard, withhold_standard
+from autograder.worker.probes import PROBES, ProbeContext
+from autograder.worker.probes.base import STANDARD_MODULE, install_standard, run_probe, withhold_standard
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     TENSOR_BYTES_FIELD,
     ProtocolError,
     decode_message,
     encode_message,
-    tensor_payload,
-    truncate,
 )
 
 MAX_REQUEST_BYTES = 16 * 1024**2
 CAPTURE_CHARS = 64 * 1024
-STUDENT_FILE_PREFIX = "<cell"
 
 
 # Taken before any student code runs: a definition that replaces an entry of the registry while loading does
@@ -108,26 +104,6 @@ def _timer(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def student_traceback(error: BaseException) -> str:
-    """The frames of the student's own code (files named "<cell N>") and the error line, nothing of ours."""
-    frames = [
-        frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.startswith(STUDENT_FILE_PREFIX)
-    ]
-    lines = traceback.format_list(frames) if frames else []
-    lines += traceback.format_exception_only(type(error), error)
-    text = "".join(lines).rstrip()
-    return truncate(f"Traceback (your code):\n{text}" if frames else text, 3000)
-
-
-def describe_error(error: BaseException) -> str:
-    if isinstance(error, SystemExit):
-        return f"your code called sys.exit({error.code!r})"
-    if type(error) is NotImplementedError:
-        return "NotImplementedError: this part is not implemented yet (your code still raises NotImplementedError)"
-    detail = str(error)
-    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
 
 
 def _new_namespace(name: str) -> dict[str, Any]:
@@ -208,22 +184,6 @@ class WorkerState:
         if self.namespace is None:
             return {"ok": False, "error": "internal grader error: probe called before load"}
         return run_probe(function, ProbeContext(self.namespace, self.load_errors, self.unavailable), args)
-
-
-def run_probe(function: Callable[..., dict[str, Any]], context: ProbeContext, args: dict[str, Any]) -> dict[str, Any]:
-    """A probe's result (or failure) as a response body, its tensors as safetensors bytes under "payload" (sent
-    after the response's line); shared with the trusted side's reference runs."""
-    try:
-        result = function(context, **args)
-    except ProbeError as error:
-        return {"ok": False, "error": str(error)}
-    except BaseException as error:  # noqa: B036 - sys.exit in student code fails this call only
-        text = describe_error(error)
-        why = context.why_unbound(error)
-        return {"ok": False, "error": f"{text}: {why}" if why else text, "traceback": student_traceback(error)}
-    data = {key: value for key, value in result.items() if not isinstance(value, torch.Tensor)}
-    tensors = {key: value for key, value in result.items() if isinstance(value, torch.Tensor)}
-    return {"ok": True, "data": data, "payload": tensor_payload(tensors) if tensors else None}
 
 
 class Server:

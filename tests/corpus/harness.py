@@ -8,31 +8,70 @@ replacement whose text is no longer found fails loudly instead of silently testi
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
 from autograder.grading import grade
+from autograder.grading.grade import SUITE_DIR
 from autograder.results.gradescope import SCORE_DIGITS
 
-# DESIGN.md section 1.
-COMPONENT_POINTS = {
-    "7.1.1": 1.0,
-    "7.1.2": 1.0,
-    "7.1.3": 1.0,
-    "7.1.4": 1.0,
-    "7.1.5": 1.0,
-    "7.2.1": 1.0,
-    "7.2.2": 2.0,
-    "7.2.3": 1.0,
-    "7.2.4": 1.0,
-}
 
-# The tests marked `training` in the suites, by component (`test_training_tests_are_the_ones_marked` keeps it true).
-TRAINING_TESTS = {"7.1.3": ["7.1.3.3"], "7.1.4": ["7.1.4.4", "7.1.4.5"], "7.2.2": ["7.2.2.6"]}
+@dataclass(frozen=True)
+class SuiteTest:
+    """What a grading suite's markers declare about one test."""
+
+    number: str
+    points: float
+    training: bool
+
+
+class _MarkerReader:
+    """Reads the markers of every collected suite test (pytest's own collection, not a second parser)."""
+
+    def __init__(self) -> None:
+        self.tests: list[SuiteTest] = []
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            number = item.get_closest_marker("number").args[0]
+            points = float(item.get_closest_marker("points").args[0])
+            self.tests.append(SuiteTest(number, points, item.get_closest_marker("training") is not None))
+
+
+@functools.cache
+def suite_tests() -> tuple[SuiteTest, ...]:
+    """Every test of the grading suites (public and hidden), as their markers declare it: the one place points
+    and training-ness are written, which the corpus reads instead of restating them."""
+    reader = _MarkerReader()
+    args = [str(SUITE_DIR), "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR), "--collect-only", "-q"]
+    status = pytest.main([*args, "-p", "no:cacheprovider", "--import-mode=importlib"], plugins=[reader])
+    if status != 0 or not reader.tests:
+        raise RuntimeError(f"collecting the grading suites failed (pytest exit status {status})")
+    return tuple(reader.tests)
+
+
+def component_points() -> dict[str, float]:
+    """Each component's points: the sum of its tests' `points` markers."""
+    totals: dict[str, float] = {}
+    for test in suite_tests():
+        component = component_of(test.number)
+        totals[component] = round(totals.get(component, 0.0) + test.points, SCORE_DIGITS)
+    return totals
+
+
+def training_tests() -> dict[str, list[str]]:
+    """The numbers of the tests marked `training`, by component."""
+    found: dict[str, list[str]] = {}
+    for test in suite_tests():
+        if test.training:
+            found.setdefault(component_of(test.number), []).append(test.number)
+    return {component: sorted(numbers) for component, numbers in found.items()}
 
 
 @dataclass(frozen=True)
@@ -123,7 +162,7 @@ def check_mutant(mutant: Mutant, folder: Path) -> None:
     missed = set(mutant.failing) - failed_numbers(document)
     assert not missed, f"{mutant.name}: expected {sorted(missed)} to fail:\n{explain(document)}"
     score, maximum = scores[mutant.component]
-    assert score < COMPONENT_POINTS[mutant.component] and score < maximum, f"{mutant.name} was not caught"
+    assert score < component_points()[mutant.component] and score < maximum, f"{mutant.name} was not caught"
 
 
 def check_variant(variant: Variant, folder: Path) -> None:
@@ -133,4 +172,4 @@ def check_variant(variant: Variant, folder: Path) -> None:
     assert failed_numbers(document) == set(), explain(document)
     if variant.trains:
         ran = {test["number"] for test in document["tests"]}
-        assert set(TRAINING_TESTS[variant.trains]) <= ran, f"{variant.name}: its training tests did not run"
+        assert set(training_tests()[variant.trains]) <= ran, f"{variant.name}: its training tests did not run"

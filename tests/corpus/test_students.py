@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.corpus.harness import COMPONENT_POINTS
+from tests.corpus.harness import component_points
 from tests.corpus.students.build import write
 from tests.corpus.students.check import CORRECT, FILES, check_student
 from tests.corpus.students.expected import EXPECTED
@@ -23,7 +23,7 @@ def test_every_submission_has_an_expected_outcome_and_a_file():
     missing = [name for name, path in FILES.items() if not path.is_file()]
     assert not missing, f"run `python -m tests.corpus.students.build`; missing: {missing}"
     for name, outcome in EXPECTED.items():
-        assert set(outcome.loses) <= set(COMPONENT_POINTS), f"{name}: unknown component in {outcome.loses}"
+        assert set(outcome.loses) <= set(component_points()), f"{name}: unknown component in {outcome.loses}"
 
 
 def test_the_builder_reproduces_the_committed_submissions(tmp_path):

@@ -11,7 +11,7 @@ from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_
 from autograder.grading import grade
 from autograder.grading.grade import TOTAL_POINTS
 from autograder.profiles.profile import load_profile
-from tests.corpus.harness import COMPONENT_POINTS, explain, scores_by_component
+from tests.corpus.harness import component_points, explain, scores_by_component
 from tests.results.test_html import Outline
 
 # `make test` gives each test process whole files, so the module-scoped grades are made once.
@@ -35,9 +35,8 @@ def documents(synthetic_cache, tmp_path_factory):
 def test_the_reference_scores_full_marks(documents):
     reference = documents["reference"]
     assert reference["score"] == TOTAL_POINTS, explain(reference)
-    assert {component: points for component, (_, points) in scores_by_component(reference).items()} == (
-        COMPONENT_POINTS
-    )
+    maxima = {component: points for component, (_, points) in scores_by_component(reference).items()}
+    assert maxima == component_points()
 
 
 def test_the_template_scores_zero_with_the_same_tests(documents):

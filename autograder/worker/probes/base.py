@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from autograder.worker.protocol import ProtocolError, decode_tensors
+from autograder.worker.errors import describe_error, student_traceback
+from autograder.worker.protocol import ProtocolError, decode_tensors, tensor_payload
 
 MAX_INPUT_ELEMENTS = 10_000_000
 
@@ -174,3 +175,19 @@ def tensors_argument(text: object, what: str = "tensors") -> dict[str, torch.Ten
         return decode_tensors(text)
     except ProtocolError as error:
         raise ProbeError(f"internal grader error: bad {what} argument: {error}") from None
+
+
+def run_probe(function: Callable[..., dict[str, Any]], context: ProbeContext, args: dict[str, Any]) -> dict[str, Any]:
+    """A probe's result (or failure) as a response body, its tensors as safetensors bytes under "payload" (sent
+    after the response's line); shared with the trusted side's reference runs."""
+    try:
+        result = function(context, **args)
+    except ProbeError as error:
+        return {"ok": False, "error": str(error)}
+    except BaseException as error:  # noqa: B036 - sys.exit in student code fails this call only
+        text = describe_error(error)
+        why = context.why_unbound(error)
+        return {"ok": False, "error": f"{text}: {why}" if why else text, "traceback": student_traceback(error)}
+    data = {key: value for key, value in result.items() if not isinstance(value, torch.Tensor)}
+    tensors = {key: value for key, value in result.items() if isinstance(value, torch.Tensor)}
+    return {"ok": True, "data": data, "payload": tensor_payload(tensors) if tensors else None}

@@ -22,6 +22,7 @@ from torch import nn
 
 from autograder.profiles.profile import load_profile
 from autograder.training import runs
+from autograder.worker.errors import describe_error, student_traceback
 from autograder.worker.probes.base import (
     ProbeContext,
     ProbeError,
@@ -59,8 +60,6 @@ def _gpu_hint() -> Iterator[None]:
     except (RuntimeError, AssertionError, TypeError, ValueError) as error:
         if not any(word in str(error).lower() for word in _DEVICE_WORDS):
             raise
-        from autograder.worker.server import describe_error, student_traceback  # the server imports this module
-
         raise ProbeError(f"{describe_error(error)}\n{_GPU_HINT}\n{student_traceback(error)}") from None
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-STUDENT_FILE_PREFIX = "<cell"  # the names the worker compiles student definitions under (server.py)
+from autograder.worker.errors import STUDENT_FILE_PREFIX
 
 
 def entry_code(function: object) -> types.CodeType | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.corpus.harness import COMPONENT_POINTS, explain, graded, scores_by_component
+from tests.corpus.harness import component_points, explain, graded, scores_by_component
 from tests.corpus.students.build import FOLDER
 from tests.corpus.students.expected import EXPECTED
 from tests.corpus.students.roster import STUDENTS
@@ -21,7 +21,7 @@ def check_student(name: str, folder: Path) -> None:
     path = FILES[name]
     document = graded(path, folder / "results.json", suite="all", training=False)
     scores = scores_by_component(document)
-    assert set(scores) == set(COMPONENT_POINTS), (
+    assert set(scores) == set(component_points()), (
         f"{path.name}: components graded {sorted(scores)}:\n{explain(document)}"
     )
     for component, (score, maximum) in scores.items():
