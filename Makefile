@@ -18,9 +18,10 @@ lint: venv
 	$(BIN)/ruff check autograder tests
 
 # Three test processes, each given whole files (`loadfile`), so that a module's shared fixtures (the hostile
-# corpus graded up front, a module's worker, the full grades) are made once. Three on two cores: much of a grade
-# is waiting (a worker's time limits, a hostile submission's sleep), and two processes left the cores a third idle. Not `loadgroup`: pytest-xdist
-# 3.8 marks groups by renaming `item._nodeid`, which pytest 9 no longer reads, so groups are ignored.
+# corpus graded up front, a module's worker, the full grades) are made once. Three on two cores: much of a
+# grade is waiting (a worker's time limits, a hostile submission's sleep); two left the cores idle.
+# Not `loadgroup`: pytest-xdist 3.8 marks groups by renaming `item._nodeid`, which pytest 9 no longer reads, so
+# groups are ignored.
 TEST_WORKERS ?= 3
 # Torch threads per process: the cores shared out between the test processes. Torch's default (one thread per
 # core in every process) oversubscribes the cores, and its spinning threads then made grades 2-5x slower.
