@@ -94,9 +94,11 @@ def worker(synthetic_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(TRAIN_AE)]
     nbformat.write(notebook, path)
-    worker = Worker(ingest(path), call_timeout=300)
-    yield worker
-    worker.close()
+    with pytest.MonkeyPatch.context() as patch:  # every (re)start of the worker reads the prepared profile
+        patch.setenv("PS7_CACHE", str(synthetic_cache))
+        worker = Worker(ingest(path), call_timeout=300)
+        yield worker
+        worker.close()
 
 
 @pytest.fixture(scope="module")

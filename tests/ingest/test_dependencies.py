@@ -161,3 +161,11 @@ def test_assignment_facts_come_from_the_assignment_source():
     assert not set(facts.state) & facts.supplied and "_" not in facts.state
     assert {"DEVICE", "SETUP", "TOKENIZER", "CLIP_CONFIG", "np", "F"} <= facts.supplied
     assert facts.state["ae"].startswith("ae, ae_loss_traj = train_ae(ae, unlabeled_loader")
+
+
+def test_no_module_counts_as_notebook_state():
+    """A name the template's cells bind by importing (the check cell's `sys`, say) is not the notebook's data: a
+    student's statement that reads `sys` must still run (it once did not, and a helper using `sys` was lost)."""
+    facts = assignment_facts()
+    template_imports = {"sys", "subprocess", "os", "torch", "np", "nn", "math", "check_this_notebook"}
+    assert not template_imports & set(facts.state), sorted(template_imports & set(facts.state))
