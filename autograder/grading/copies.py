@@ -12,6 +12,8 @@ import ast
 import inspect
 import textwrap
 
+import pytest
+
 from autograder.ingest.extract import Submission
 
 
@@ -46,8 +48,11 @@ def copies_grader_class(submission: Submission, name: str, original: type) -> bo
     return bool(ours) and all(theirs.get(method) == body for method, body in ours.items())
 
 
-def copy_message(name: str, original: type) -> str:
-    return (
-        f"your `{name}` is a copy of the grader's own `{original.__name__}` (autograder/worker/standard.py), not "
-        "your work; it earns no points. Write the component yourself."
-    )
+def refuse_copy(submission: Submission, name: str, original: type) -> None:
+    """Fail the test when the submission's `name` repeats the grader's `original`: a copy earns nothing."""
+    if copies_grader_class(submission, name, original):
+        pytest.fail(
+            f"your `{name}` is a copy of the grader's own `{original.__name__}` (autograder/worker/standard.py), "
+            "not your work; it earns no points. Write the component yourself.",
+            pytrace=False,
+        )

@@ -9,6 +9,7 @@ activation, which other tests judge, costs nothing here). Only code that compute
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 
@@ -16,7 +17,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.worker.protocol import Observation
+from autograder.worker.client import Worker
+from autograder.worker.probes.base import random_tensor
+from autograder.worker.protocol import Observation, encode_tensors
 
 TOLERANCE = 1e-4
 ACTIVATIONS: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = (F.relu, torch.sigmoid, torch.tanh, lambda x: x)
@@ -53,6 +56,21 @@ def convolutions_problem(
             if _matches(output, _stack(weights, x, transposed, activations)):
                 return None
     return why + f"its output is not that of {count} such convolutions applied in order, with an activation after each"
+
+
+def convolutions_check(
+    worker: Worker, name: str, weights: dict[str, torch.Tensor], input_shape: list[int], seed: int, transposed: bool
+) -> Callable[[], str | None]:
+    """`convolutions_problem` of the student's `name` loaded with `weights` on inputs drawn from `seed`: observed
+    once, when the first test whose own checks passed asks (so a test that fails anyway costs no extra call)."""
+
+    @functools.cache
+    def problem() -> str | None:
+        args = {"name": name, "weights": encode_tensors(weights), "input_shape": input_shape, "seed": seed}
+        observation = worker.call("forward_with_weights", **args)
+        return convolutions_problem(observation, weights, random_tensor(input_shape, seed), transposed, name)
+
+    return problem
 
 
 def linear_problem(observation: Observation, inputs: dict[str, torch.Tensor], name: str) -> str | None:

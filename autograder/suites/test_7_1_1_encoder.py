@@ -1,16 +1,14 @@
 """7.1.1 Encoder (1 point): structure, output shapes, parameter count and output range of `Encoder()` (public);
 outputs equal to the reference's under the same weights (hidden)."""
 
-import functools
 from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.grading.copies import copies_grader_class, copy_message
-from autograder.grading.structure import confirm, convolutions_problem
-from autograder.worker.probes.base import random_tensor
+from autograder.grading.copies import refuse_copy
+from autograder.grading.structure import confirm, convolutions_check
 from autograder.worker.protocol import encode_tensors
 from autograder.worker.standard import StandardEncoder
 
@@ -27,26 +25,15 @@ pytestmark = pytest.mark.tags("7.1", "autoencoder")
 @pytest.fixture(scope="module")
 def computes_its_layers(worker, run_seed) -> Callable[[], str | None]:
     """Why the Encoder's structure reports are not confirmed by what it computes on weights and inputs drawn
-    afresh here (`autograder.grading.structure`), or None.
-    Evaluated once, when the first test whose own checks passed asks."""
-
-    @functools.cache
-    def problem() -> str | None:
-        seed = run_seed + 1
-        weights = _weights(seed)
-        args = {"name": "Encoder", "weights": encode_tensors(weights), "input_shape": [2, 3, 64, 64], "seed": seed}
-        observation = worker.call("forward_with_weights", **args)
-        x = random_tensor([2, 3, 64, 64], seed)
-        return convolutions_problem(observation, weights, x, transposed=False, name="Encoder")
-
-    return problem
+    afresh here (`autograder.grading.structure`), or None."""
+    seed = run_seed + 1
+    return convolutions_check(worker, "Encoder", _weights(seed), [2, 3, 64, 64], seed, transposed=False)
 
 
 @pytest.fixture(autouse=True)
 def _own_work(submission):
     """A Encoder that repeats the grader's own StandardEncoder earns nothing (`autograder.grading.copies`)."""
-    if copies_grader_class(submission, "Encoder", StandardEncoder):
-        pytest.fail(copy_message("Encoder", StandardEncoder), pytrace=False)
+    refuse_copy(submission, "Encoder", StandardEncoder)
 
 
 def _arrows(pairs: list[tuple[int, int]]) -> str:

@@ -1,16 +1,14 @@
 """7.1.2 Decoder (1 point): structure, output shapes, parameter count and output range of `Decoder()` (public);
 outputs equal to the reference's under the same weights (hidden)."""
 
-import functools
 from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.grading.copies import copies_grader_class, copy_message
-from autograder.grading.structure import confirm, convolutions_problem
-from autograder.worker.probes.base import random_tensor
+from autograder.grading.copies import refuse_copy
+from autograder.grading.structure import confirm, convolutions_check
 from autograder.worker.protocol import encode_tensors
 from autograder.worker.standard import StandardDecoder
 
@@ -28,26 +26,15 @@ pytestmark = pytest.mark.tags("7.1", "autoencoder")
 @pytest.fixture(scope="module")
 def computes_its_layers(worker, run_seed) -> Callable[[], str | None]:
     """Why the Decoder's structure reports are not confirmed by what it computes on weights and inputs drawn
-    afresh here (`autograder.grading.structure`), or None.
-    Evaluated once, when the first test whose own checks passed asks."""
-
-    @functools.cache
-    def problem() -> str | None:
-        seed = run_seed + 1
-        weights = _weights(seed)
-        args = {"name": "Decoder", "weights": encode_tensors(weights), "input_shape": [2, 24, 4, 4], "seed": seed}
-        observation = worker.call("forward_with_weights", **args)
-        x = random_tensor([2, 24, 4, 4], seed)
-        return convolutions_problem(observation, weights, x, transposed=True, name="Decoder")
-
-    return problem
+    afresh here (`autograder.grading.structure`), or None."""
+    seed = run_seed + 1
+    return convolutions_check(worker, "Decoder", _weights(seed), [2, 24, 4, 4], seed, transposed=True)
 
 
 @pytest.fixture(autouse=True)
 def _own_work(submission):
     """A Decoder that repeats the grader's own StandardDecoder earns nothing (`autograder.grading.copies`)."""
-    if copies_grader_class(submission, "Decoder", StandardDecoder):
-        pytest.fail(copy_message("Decoder", StandardDecoder), pytrace=False)
+    refuse_copy(submission, "Decoder", StandardDecoder)
 
 
 def _arrows(pairs: list[tuple[int, int]]) -> str:
