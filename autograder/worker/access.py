@@ -19,7 +19,14 @@ from pathlib import Path
 from autograder.assignment.source import PACKAGE_ROOT, SOURCE_FILE
 from autograder.profiles.layout import STL10_FOLDER, PreparedPaths
 from autograder.profiles.profile import PROFILE_DIR, Profile
-from autograder.worker.sandbox import DEFAULT_USER, SandboxUser, ensure_sandbox_user, kill_user_processes
+from autograder.worker.sandbox import (
+    DEFAULT_USER,
+    ZOMBIES_TOLERATED,
+    SandboxUser,
+    ensure_sandbox_user,
+    kill_user_processes,
+    unreaped_zombies,
+)
 
 REPO_ROOT = PACKAGE_ROOT.parent
 # The grader's correct Encoder, Decoder and ProjectionHead: the worker gets them as text from the grader, and only
@@ -48,14 +55,21 @@ class SandboxLease:
             except BlockingIOError:
                 os.close(descriptor)
                 continue
-            self._descriptor = descriptor
             user = ensure_sandbox_user(DEFAULT_USER if slot == 0 else f"{DEFAULT_USER}{slot}")
             if user is None:
+                os.close(descriptor)
                 raise RuntimeError("a sandbox user is only needed (and only possible) when the grader is root")
-            self.user: SandboxUser = user
             kill_user_processes(user)  # leftovers of a run that crashed while holding this slot
+            if unreaped_zombies(user) > ZOMBIES_TOLERATED:  # an init that never reaps: they would starve the worker
+                os.close(descriptor)
+                continue
+            self._descriptor = descriptor
+            self.user: SandboxUser = user
             return
-        raise RuntimeError(f"more than {MAX_CONCURRENT_GRADES} grades at once as root; none is free")
+        raise RuntimeError(
+            f"no sandbox user is free: more than {MAX_CONCURRENT_GRADES} grades at once as root, or the free users'"
+            " killed processes are never reaped (the machine's init does not reap orphans)"
+        )
 
     def release(self) -> None:
         """End every process of the user, then free the slot."""

@@ -86,6 +86,9 @@ _DRAIN_SECONDS = 2.0  # after the kill, how long to wait for pipe EOF (a setsid 
 _READ_CHUNK = 1 * MiB
 _WRITE_CHUNK = 64 * 1024
 _KILL_ROUNDS = 200
+_REAP_SECONDS = 30.0  # how long kill_user_processes waits for the killed processes' zombies to be reaped
+# Zombies a new worker can live beside: each holds one of the user's RLIMIT_NPROC slots (512), a worker needs ~20.
+ZOMBIES_TOLERATED = 32
 _MEMORY_MARKERS = (b"MemoryError", b"std::bad_alloc", b"can't allocate memory", b"Cannot allocate memory")
 _FILE_SIZE_MARKER = b"File too large"
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
@@ -192,17 +195,22 @@ def kill_user_processes(user: SandboxUser) -> int:
 
     This reaches daemons that left the process group with setsid(). The /proc scan repeats until it
     finds no live process, so children forked between a scan and the kills are caught by the next round
-    (RLIMIT_NPROC bounds how many there can be). Zombies are skipped: they run nothing. Raises
-    RuntimeError when processes survive every round (e.g. stuck in uninterruptible sleep), because the
-    next grading run would then share the user with them.
+    (RLIMIT_NPROC bounds how many there can be). Raises RuntimeError when processes survive every round
+    (e.g. stuck in uninterruptible sleep), because the next grading run would then share the user with them.
+
+    It then waits (at most `_REAP_SECONDS`) while more than `ZOMBIES_TOLERATED` of the killed processes'
+    zombies wait to be reaped by whoever adopted them (some inits reap orphans only every second or two):
+    a zombie runs nothing but still counts against the user's RLIMIT_NPROC, so a worker started at once
+    after a fork bomb's 500 children were killed could not create its threads. Zombies whose parent is
+    this process are not counted: the caller reaps its own child.
     """
     if user.uid == 0 or user.uid == os.geteuid():
         raise ValueError(f"refusing to kill all processes of uid {user.uid} ({user.name}): that is the grader")
     killed: set[int] = set()
     for _ in range(_KILL_ROUNDS):
-        pids = _live_pids_of(user.uid)
+        pids = [process.pid for process in _processes_of(user.uid) if not process.zombie]
         if not pids:
-            return len(killed)
+            break
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -210,14 +218,31 @@ def kill_user_processes(user: SandboxUser) -> int:
                 continue
             killed.add(pid)
         time.sleep(0.01)
-    survivors = _live_pids_of(user.uid)
-    if survivors:
-        raise RuntimeError(f"processes of sandbox user {user.name} survived SIGKILL: {sorted(survivors)}")
+    else:
+        survivors = sorted(process.pid for process in _processes_of(user.uid) if not process.zombie)
+        if survivors:
+            raise RuntimeError(f"processes of sandbox user {user.name} survived SIGKILL: {survivors}")
+    reaped_by = time.monotonic() + _REAP_SECONDS
+    while time.monotonic() < reaped_by and unreaped_zombies(user) > ZOMBIES_TOLERATED:
+        time.sleep(0.05)
     return len(killed)
 
 
-def _live_pids_of(uid: int) -> list[int]:
-    pids = []
+def unreaped_zombies(user: SandboxUser) -> int:
+    """How many zombies of the user wait for a parent other than this process to reap them."""
+    return sum(process.zombie and process.parent != os.getpid() for process in _processes_of(user.uid))
+
+
+@dataclass(frozen=True)
+class _Process:
+    pid: int
+    parent: int
+    zombie: bool
+
+
+def _processes_of(uid: int) -> list[_Process]:
+    """Every process (zombies included) whose real or effective uid is `uid`, other than this one."""
+    found = []
     me = os.getpid()
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
@@ -226,17 +251,16 @@ def _live_pids_of(uid: int) -> list[int]:
             status = Path("/proc", name, "status").read_text()
         except OSError:  # exited while we looked
             continue
-        state = real = effective = None
-        for line in status.splitlines():
-            if line.startswith("State:"):
-                state = line.split()[1]
-            elif line.startswith("Uid:"):
-                fields = line.split()
-                real, effective = int(fields[1]), int(fields[2])
-        if state in ("Z", "X") or uid not in (real, effective):
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        try:
+            state = fields["State"].split()[0]
+            real, effective = (int(value) for value in fields["Uid"].split()[:2])
+            parent = int(fields["PPid"])
+        except (KeyError, ValueError, IndexError):
             continue
-        pids.append(int(name))
-    return pids
+        if uid in (real, effective):
+            found.append(_Process(int(name), parent, state in ("Z", "X")))
+    return found
 
 
 # ---------------------------------------------------------------- results

@@ -494,7 +494,7 @@ def _fork_bomb(root: Root) -> None:
 
 
 def _check_fork_bomb(graded: Graded) -> None:
-    assert "FORK-LIMIT" in graded.feedback and "FORK-UNLIMITED" not in graded.feedback
+    assert "FORK-LIMIT" in graded.feedback and "FORK-UNLIMITED" not in graded.feedback, graded.summary()
     log = graded.root.drop / "children.log"
     children = [int(pid) for pid in log.read_text().split()] if log.exists() else []
     assert children or "FORK-LIMIT reached after 0 " not in graded.feedback, "no child was forked"

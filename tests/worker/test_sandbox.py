@@ -447,6 +447,48 @@ def test_kill_user_processes_kills_everything_of_that_user(user):
 
 
 @root_only
+def test_killed_processes_zombies_are_reaped_before_the_user_is_used_again(user, user_py):
+    """A fork bomb's children, killed, linger as zombies until their adopter reaps them (this machine's init
+    does so every second or two), and each still holds one of the user's RLIMIT_NPROC slots: a worker
+    started at once could not create its threads (seen in CI: the next worker of a fork-bomb grade failed
+    to load the notebook)."""
+    leave_zombies = (
+        "import os, time\n"
+        "for _ in range(300):\n"
+        "    if os.fork() == 0:\n"
+        "        os._exit(0)\n"
+        "print('forked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        user_py(leave_zombies), user=user.uid, group=user.gid, extra_groups=[], stdout=subprocess.PIPE
+    )
+    try:
+        assert parent.stdout.readline() == b"forked\n"
+        kill_user_processes(user)
+        assert parent.wait(timeout=5) == -signal.SIGKILL
+        assert sandbox.unreaped_zombies(user) <= sandbox.ZOMBIES_TOLERATED
+        fork_many = (
+            "import os, time\n"
+            "count = 0\n"
+            "try:\n"
+            "    for _ in range(400):\n"
+            "        if os.fork() == 0:\n"
+            "            time.sleep(30)\n"
+            "            os._exit(0)\n"
+            "        count += 1\n"
+            "finally:\n"
+            "    print(count, flush=True)\n"
+        )
+        result = run_sandboxed(user_py(fork_many), FAST, user=user)
+        assert result.stdout.strip() == b"400", result.stderr
+    finally:
+        parent.kill()
+        parent.wait()
+        kill_user_processes(user)
+
+
+@root_only
 def test_kill_user_processes_refuses_root():
     with pytest.raises(ValueError, match="refusing"):
         kill_user_processes(SandboxUser("root", 0, 0))
