@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -152,13 +153,43 @@ def classifier_test_logits(ns: types.SimpleNamespace, run: TrainedRun, data: run
     return runs.classifier_logits(ns, run.part("encoder"), run.part("classifier"), data.test)
 
 
+def initialised(make: Callable[[], Architecture], seed: int) -> Architecture:
+    """`make()` under `torch.manual_seed(seed)`: the weights a worker's run started from when it built the same
+    parts in the same order under that seed, drawn here."""
+    torch.manual_seed(seed)
+    return make()
+
+
+def largest_change(run: TrainedRun, initial: Architecture, prefix: str) -> float:
+    """How far the trained part `prefix` is from its initialisation (the largest change of any weight)."""
+    trained = run.part(prefix).state_dict()
+    return max(
+        float((trained[key].cpu() - value).abs().max()) for key, value in initial.parts[prefix].state_dict().items()
+    )
+
+
 def encoder_change_from_initialisation(run: TrainedRun, seed: int) -> float:
     """How far the trained encoder is from the standard encoder initialised under `seed` (as the worker's
-    Method III run initialises it), drawn here."""
-    torch.manual_seed(seed)
-    initial = StandardEncoder().state_dict()
-    trained = run.part("encoder").state_dict()
-    return max(float((trained[key].cpu() - value).abs().max()) for key, value in initial.items())
+    Method III run initialises it)."""
+    return largest_change(run, initialised(classifier_architecture, seed), "encoder")
+
+
+@torch.no_grad()
+def reconstruction_error(autoencoder: nn.Module, images: torch.Tensor) -> float:
+    """The mean squared error of an autoencoder's reconstructions of uint8 images, as `train_ae` minimises it."""
+    device = next(autoencoder.parameters()).device
+    pixels = images.to(device).float() / 255
+    autoencoder.eval()
+    return float(nn.functional.mse_loss(autoencoder(pixels), pixels))
+
+
+def classification_loss(
+    ns: types.SimpleNamespace, encoder: nn.Module, classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor
+) -> float:
+    """The mean cross-entropy of a linear classifier on an encoder's flattened features of uint8 images, as
+    `train_classifier` minimises it (features in eval mode, in batches, on this process's device)."""
+    logits = runs.classifier_logits(ns, encoder.to(ns.DEVICE), classifier.to(ns.DEVICE), images)
+    return float(nn.functional.cross_entropy(logits, labels.cpu()))
 
 
 class _TrainedClip(nn.Module):

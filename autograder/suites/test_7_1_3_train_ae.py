@@ -8,8 +8,16 @@ import math
 import pytest
 import torch
 
-from autograder.grading.trained import TrainedRun, autoencoder_architecture, autoencoder_features
+from autograder.grading.trained import (
+    TrainedRun,
+    autoencoder_architecture,
+    autoencoder_features,
+    initialised,
+    largest_change,
+    reconstruction_error,
+)
 from autograder.profiles.timing import training_call_seconds
+from autograder.training.runs import random_images
 
 LOSS_TOLERANCE = 1e-4  # relative
 WEIGHT_TOLERANCE = 1e-5
@@ -23,23 +31,43 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=LOSS_TOLERANCE)
 
 
+CONTRACT_IMAGES = 8
+
+
 @pytest.mark.points(0.3)
 @pytest.mark.number("7.1.3.1")
-def test_train_ae_contract(observe):
+def test_train_ae_contract(train_weights, run_seed):
     """7.1.3 train_ae: returns (model, loss_traj): the model it trained and one mean loss per epoch"""
-    run = observe("train_ae_contract", epochs=2).data
-    assert run["same_model"], "expected train_ae to return the model it was given (trained in place) as its first value"
-    losses = run["loss_traj"]
-    assert len(losses) == 2, (
-        f"expected loss_traj to hold one mean loss per epoch: 2 values after epochs=2; observed {len(losses)} "
-        "(does the epoch loop run `epochs` times and append once per epoch?)"
+    architecture = autoencoder_architecture()
+    run = train_weights("train_ae_contract", architecture, seed=run_seed, images=CONTRACT_IMAGES, epochs=2)
+    if not run.ok:
+        pytest.fail(run.error, pytrace=False)
+    reported = run.observation.data
+    assert reported.get("same_model") is True, (
+        "expected train_ae to return the model it was given (trained in place) as its first value"
     )
-    assert all(math.isfinite(loss) and loss > 0 for loss in losses), (
+    losses = reported.get("loss_traj")
+    assert isinstance(losses, list) and len(losses) == 2, (
+        "expected loss_traj to hold one mean loss per epoch: 2 values after epochs=2; observed "
+        f"{len(losses) if isinstance(losses, list) else losses!r} (does the epoch loop run `epochs` times and "
+        "append once per epoch?)"
+    )
+    assert all(isinstance(loss, int | float) and math.isfinite(loss) and loss > 0 for loss in losses), (
         f"expected positive, finite mean losses; observed {losses}"
     )
-    assert run["change"] > 0, (
+    # Judged here, from the weights it sent: the initialisation and the images are drawn again from the seed.
+    initial = initialised(autoencoder_architecture, run_seed)
+    assert largest_change(run, initial, "autoencoder") > 0, (
         "expected training to change the model's weights; after 2 epochs they had not changed at all (is "
         "optimizer.step() called after loss.backward()?)"
+    )
+    images = random_images(CONTRACT_IMAGES, run_seed)
+    before = reconstruction_error(initial.parts["autoencoder"], images)
+    after = reconstruction_error(run.part("autoencoder"), images)
+    assert after < before, (
+        f"expected 2 epochs of train_ae to lower the reconstruction error on the images it trained on; it went "
+        f"from {before:.4f} to {after:.4f} (is the loss the MSE between the reconstruction and its input, "
+        "minimised with loss.backward() and optimizer.step()?)"
     )
 
 

@@ -1,24 +1,30 @@
 """7.1.4 train_classifier and the method cells (1 point): the student's `train_classifier` trains a linear
 classifier on the standard encoder (never the student's own). Public: the return contract and what each flag
 trains. Hidden: one epoch gives the reference's weights for each flag; Method II reaches its threshold;
-Method III stays below Method I (both judged here from the trained weights); the three method cells pass
+Method III is trained and stays below Method I (both judged here from the trained weights); the method cells pass
 supervised False, True, False (read from the notebook's source, never executed)."""
 
 import math
 import re
+from dataclasses import dataclass
 
 import pytest
 
 from autograder.grading.trained import (
     TrainedRun,
+    classification_loss,
     classifier_architecture,
     classifier_test_logits,
     encoder_change_from_initialisation,
+    initialised,
+    largest_change,
+    trained_run,
 )
 from autograder.ingest.reader import CellRef
 from autograder.ingest.static import keyword_arguments_of_calls
 from autograder.profiles.timing import training_call_seconds
 from autograder.training.probe import accuracy
+from autograder.training.runs import random_images, random_labels
 from autograder.worker.protocol import Observation, encode_tensors
 
 STL10_CLASSES = 10
@@ -40,66 +46,103 @@ WRONG_FLATTEN = re.compile(r"mat1 and mat2 shapes cannot be multiplied \(1x\d+ a
 pytestmark = pytest.mark.tags("7.1", "autoencoder")
 
 
-def _one_epoch(worker, **args) -> Observation:
+@dataclass
+class OneRun:
+    """A short `train_classifier_one_epoch` run, judged here from the weights it sent: how far the encoder and the
+    classifier moved from the initialisation drawn here from the same seed, and the cross-entropy on the images it
+    trained on (drawn here too) before and after."""
+
+    observation: Observation
+    encoder_change: float
+    classifier_change: float
+    loss_before: float
+    loss_after: float
+
+
+def _one_epoch(worker, ns, seed: int, images: int = 64, **args) -> OneRun:
     """`train_classifier_one_epoch` on the student's code; a failure names the flattening bug when it fits."""
-    run = worker.call("train_classifier_one_epoch", **args)
+    architecture = classifier_architecture()
+    observation = worker.call(
+        "train_classifier_one_epoch", expect=architecture.specs(), seed=seed, images=images, **args
+    )
+    run = trained_run(observation, architecture, ns.DEVICE)
     if not run.ok:
         hint = ""
-        if WRONG_FLATTEN.search(run.message):
+        if WRONG_FLATTEN.search(run.error):
             hint = (
                 "\nLikely cause: the features are flattened wrong: the classifier needs one row of 24·4·4 = 384 "
                 "features per image, features.flatten(start_dim=1), not one row for the whole batch."
             )
-        pytest.fail(run.message + hint, pytrace=False)
-    return run
+        pytest.fail(run.error + hint, pytrace=False)
+    initial = initialised(classifier_architecture, seed)
+    inputs = random_images(images, seed), random_labels(images, seed)
+    return OneRun(
+        observation,
+        encoder_change=largest_change(run, initial, "encoder"),
+        classifier_change=largest_change(run, initial, "classifier"),
+        loss_before=classification_loss(ns, initial.parts["encoder"], initial.parts["classifier"], *inputs),
+        loss_after=classification_loss(ns, run.part("encoder"), run.part("classifier"), *inputs),
+    )
 
 
 @pytest.mark.points(0.2)
 @pytest.mark.number("7.1.4.1")
-def test_train_classifier_contract(worker):
+def test_train_classifier_contract(worker, reference_ns, run_seed):
     """7.1.4 train_classifier: returns (cls, loss_traj); supervised=False trains the classifier only, True both"""
     for supervised in (False, True):
-        run = _one_epoch(worker, supervised=supervised, images=16, batch_size=8, epochs=2).data
+        run = _one_epoch(worker, reference_ns, run_seed, supervised=supervised, images=16, batch_size=8, epochs=2)
         call = f"train_classifier(..., epochs=2, supervised={supervised})"
-        assert run["same_classifier"], f"expected {call} to return the classifier it was given as its first value"
-        losses = run["loss_traj"]
-        assert len(losses) == 2, f"expected {call} to return one mean loss per epoch (2 values); observed {len(losses)}"
-        assert all(math.isfinite(loss) and loss > 0 for loss in losses), (
+        reported = run.observation.data
+        assert reported.get("same_classifier") is True, (
+            f"expected {call} to return the classifier it was given as its first value"
+        )
+        losses = reported.get("loss_traj")
+        assert isinstance(losses, list) and len(losses) == 2, (
+            f"expected {call} to return one mean loss per epoch (2 values); observed "
+            f"{len(losses) if isinstance(losses, list) else losses!r}"
+        )
+        assert all(isinstance(loss, int | float) and math.isfinite(loss) and loss > 0 for loss in losses), (
             f"expected positive, finite mean losses from {call}; observed {losses}"
         )
-        assert run["classifier_change"] > 0, (
+        assert run.classifier_change > 0, (
             f"expected {call} to train the classifier; its weights did not change (are cls's parameters given to "
             "the optimizer, and optimizer.step() called?)"
         )
         if supervised:
-            assert run["encoder_change"] > 0, (
+            assert run.encoder_change > 0, (
                 f"expected {call} to train the encoder together with the classifier; the encoder's weights did not "
                 "change (with supervised=True its parameters go to the optimizer too, and its features keep "
                 "their gradient)"
             )
         else:
-            assert run["encoder_change"] == 0, (
+            assert run.encoder_change == 0, (
                 f"expected {call} to leave the encoder frozen; its weights changed by up to "
-                f"{run['encoder_change']:.3g} (with supervised=False only cls's parameters are optimised)"
+                f"{run.encoder_change:.3g} (with supervised=False only cls's parameters are optimised)"
             )
+        assert run.loss_after < run.loss_before, (
+            f"expected {call} to lower the cross-entropy on the images it trained on; it went from "
+            f"{run.loss_before:.4f} to {run.loss_after:.4f} (the loss is the cross-entropy of cls(features) against "
+            "the labels, minimised with loss.backward() and optimizer.step())"
+        )
 
 
-def _compare_with_reference(worker, reference, supervised: bool, seed: int) -> None:
-    student = _one_epoch(worker, supervised=supervised, seed=seed)
+def _compare_with_reference(worker, reference, ns, supervised: bool, seed: int) -> None:
+    run = _one_epoch(worker, ns, seed, supervised=supervised)
+    student = run.observation
     expected_run = reference("train_classifier_one_epoch", supervised=supervised, seed=seed)
     call = f"train_classifier(..., supervised={supervised})"
     data = student.data
     if supervised:
-        assert data["encoder_change"] > 0, (
+        assert run.encoder_change > 0, (
             f"expected {call} to train the encoder as well; its weights did not change (the encoder is never "
             "trained with supervised=True: give its parameters to the optimizer, and keep its gradient)"
         )
     else:
-        assert data["encoder_change"] == 0, (
-            f"expected {call} to leave the encoder frozen; its weights changed by up to {data['encoder_change']:.3g} "
+        assert run.encoder_change == 0, (
+            f"expected {call} to leave the encoder frozen; its weights changed by up to {run.encoder_change:.3g} "
             "(encoder not frozen: only cls's parameters may be optimised; are the flags swapped?)"
         )
-    assert data["classifier_change"] > 0, f"expected {call} to train the classifier; its weights did not change"
+    assert run.classifier_change > 0, f"expected {call} to train the classifier; its weights did not change"
     expected, observed = expected_run.data["loss_traj"], data["loss_traj"]
     assert len(observed) == len(expected) and math.isclose(observed[0], expected[0], rel_tol=LOSS_TOLERANCE), (
         f"expected loss_traj {[round(loss, 6) for loss in expected]} after one epoch of {call}; observed "
@@ -119,17 +162,17 @@ def _compare_with_reference(worker, reference, supervised: bool, seed: int) -> N
 @pytest.mark.points(0.2)
 @pytest.mark.visibility("after_due_date")
 @pytest.mark.number("7.1.4.2")
-def test_train_classifier_frozen_matches_the_reference(worker, reference, run_seed):
+def test_train_classifier_frozen_matches_the_reference(worker, reference, reference_ns, run_seed):
     """7.1.4 train_classifier: with supervised=False, one epoch gives the reference's classifier, encoder unchanged"""
-    _compare_with_reference(worker, reference, False, run_seed)
+    _compare_with_reference(worker, reference, reference_ns, False, run_seed)
 
 
 @pytest.mark.points(0.2)
 @pytest.mark.visibility("after_due_date")
 @pytest.mark.number("7.1.4.3")
-def test_train_classifier_supervised_matches_the_reference(worker, reference, run_seed):
+def test_train_classifier_supervised_matches_the_reference(worker, reference, reference_ns, run_seed):
     """7.1.4 train_classifier: with supervised=True, one epoch gives the reference's encoder and classifier"""
-    _compare_with_reference(worker, reference, True, run_seed)
+    _compare_with_reference(worker, reference, reference_ns, True, run_seed)
 
 
 @pytest.fixture(scope="session")
@@ -200,8 +243,10 @@ def test_method2_reaches_its_threshold(method2_run, reference_ns, run_data, prof
 @pytest.mark.points(0.1)
 @pytest.mark.visibility("after_due_date")
 @pytest.mark.number("7.1.4.5")
-def test_method3_stays_below_method1(method3_run, reference_ns, run_data, profile, test_labels, figures, credit):
-    """7.1.4 train_classifier: Method III (frozen random encoder) stays below Method I"""
+def test_method3_stays_below_method1(
+    method3_run, reference_ns, run_data, profile, train_labels, test_labels, figures, credit
+):
+    """7.1.4 train_classifier: Method III (frozen random encoder) is trained, and stays below Method I"""
     observed = _accuracy(method3_run, "Method III", reference_ns, run_data, test_labels, figures)
     method1 = profile.thresholds.method1
     credit.record_accuracy("Method III", observed)
@@ -209,6 +254,18 @@ def test_method3_stays_below_method1(method3_run, reference_ns, run_data, profil
     assert change == 0, (
         f"expected the random encoder to stay frozen in train_classifier(..., supervised=False); its weights changed "
         f"by up to {change:.3g} (encoder not frozen)"
+    )
+    # A classifier that learned nothing would stay below Method I too: its training loss must have fallen.
+    initial = initialised(classifier_architecture, profile.seed)
+    before = classification_loss(
+        reference_ns, initial.parts["encoder"], initial.parts["classifier"], run_data.train, train_labels
+    )
+    after = classification_loss(
+        reference_ns, method3_run.part("encoder"), method3_run.part("classifier"), run_data.train, train_labels
+    )
+    assert after < before, (
+        "expected train_classifier(..., supervised=False) to train the classifier on the frozen random encoder's "
+        f"features: its cross-entropy on the training images went from {before:.3f} to {after:.3f}"
     )
     if profile.thresholds.method3_below_method1:
         assert observed < method1, (

@@ -21,6 +21,19 @@ from autograder.profiles.profile import Profile
 
 FEATURE_BATCH = 256
 RETRIEVED_PER_QUERY = 8
+CLASSES = 10
+
+
+def random_images(count: int, seed: int) -> torch.Tensor:
+    """uint8 noise images drawn from `seed`: what the contract probes train on in the worker, drawn again by the
+    trusted side to judge the weights the run sent back."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (count, 3, 64, 64), generator=generator, dtype=torch.uint8)
+
+
+def random_labels(count: int, seed: int) -> torch.Tensor:
+    """Class labels drawn from `seed`, beside `random_images(count, seed)` (from a generator of their own)."""
+    return torch.randint(0, CLASSES, (count,), generator=torch.Generator().manual_seed(seed + 1))
 
 
 @dataclass(frozen=True)

@@ -325,7 +325,9 @@ class Encoder(nn.Module):
 
 # No training code at all; while loading, the training probes are replaced in the server's table: Method I and
 # Method II answer with the untrained standard models' weights, CLIP with the features of the worker's pretrained
-# backbone on the labelled images (what the grader used to probe).
+# backbone on the labelled images (what the grader used to probe); the contract runs (7.1.3.1, 7.1.4.1) and
+# Method III with the untrained weights of the seed they are given, and with the data that used to pass (a loss
+# per epoch, "the weights changed", "the encoder stayed frozen").
 FORGED_TRAINING = """
 import sys
 
@@ -349,6 +351,28 @@ def _untrained_classifier(ctx, **kwargs):
     return {"losses": [0.1], **_prefixed("encoder", encoder), **_prefixed("classifier", classifier)}
 
 
+def _seeded(seed, *make):
+    torch.manual_seed(seed)
+    return [build() for build in make]
+
+
+def _untrained_contract(ctx, seed=0, **kwargs):
+    [model] = _seeded(seed, _base.standard().StandardAutoencoder)
+    return {"same_model": True, "loss_traj": [0.1, 0.09], "change": 1.0, **_prefixed("autoencoder", model)}
+
+
+def _untrained_classifier_run(ctx, supervised, seed=0, **kwargs):
+    encoder, classifier = _seeded(seed, _base.standard().StandardEncoder, lambda: nn.Linear(384, 10))
+    data = {"same_classifier": True, "loss_traj": [2.3, 2.2], "classifier_change": 0.1}
+    data["encoder_change"] = 0.1 if supervised else 0.0
+    return {**data, **_prefixed("encoder", encoder), **_prefixed("classifier", classifier)}
+
+
+def _untrained_method3(ctx, seed, **kwargs):
+    encoder, classifier = _seeded(seed, _base.standard().StandardEncoder, lambda: nn.Linear(384, 10))
+    return {"losses": [2.3, 2.2], **_prefixed("encoder", encoder), **_prefixed("classifier", classifier)}
+
+
 def _backbone_features(ctx, **kwargs):
     from autograder.profiles.profile import load_profile
     from autograder.training import runs
@@ -363,6 +387,9 @@ class Encoder(nn.Module):
     _table["method1_weights"] = _untrained_autoencoder
     _table["method2_weights"] = _untrained_classifier
     _table["clip_training_weights"] = _backbone_features
+    _table["train_ae_contract"] = _untrained_contract
+    _table["train_classifier_one_epoch"] = _untrained_classifier_run
+    _table["method3_weights"] = _untrained_method3
 
     def __init__(self, in_channels=3):
         super().__init__()

@@ -58,6 +58,8 @@ skipped otherwise):
 - forged-training (full suite): no training code; the training probes are replaced in the server's table to
   answer with the untrained standard models' weights (Methods I, II) and with the pretrained backbone's features
   (CLIP): 0 points; the features are refused ("was refused"), the untrained weights score below the thresholds.
+  The contract runs and Method III answer with the untrained weights of their seed and the data that used to
+  pass them: the weights, judged in the trusted process, did not change or did not lower the loss.
 - monkeypatch-comparisons: a wrong Encoder defined after setting torch, numpy and math comparison
   functions (allclose, equal, isclose, Tensor.__eq__, array_equal, assert_allclose, ...) to always succeed.
 - pickle-payload: Encoder.forward returns a tensor look-alike whose `__reduce__` runs `os.system`: its test
@@ -514,9 +516,15 @@ def _check_forged_training(graded: Graded) -> None:
     assert graded.score == 0, graded.summary()
     [clip] = graded.numbered("7.2.2.6")
     assert "clip_training_weights` was refused" in from_markdown(clip["output"]), graded.summary()
-    for number in ("7.1.3.3", "7.1.4.4"):
+    for number, reason in (
+        ("7.1.3.3", "below it"),
+        ("7.1.4.4", "below it"),
+        ("7.1.3.1", "they had not changed at all"),
+        ("7.1.4.1", "its weights did not change"),
+        ("7.1.4.5", "its cross-entropy on the training images went from"),
+    ):
         [test] = graded.numbered(number)
-        assert test["score"] == 0 and "below it" in from_markdown(test["output"]), graded.summary()
+        assert test["score"] == 0 and reason in from_markdown(test["output"]), graded.summary()
 
 
 def _check_bomb(graded: Graded) -> None:

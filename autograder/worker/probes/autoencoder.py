@@ -73,23 +73,8 @@ def _convolutions(model: nn.Module, x: torch.Tensor | None) -> list[tuple[str, n
     return [by_id[id(module)] for module in applied]
 
 
-def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {key: value.detach().clone() for key, value in module.state_dict().items()}
-
-
-def _change(before: dict[str, torch.Tensor], module: nn.Module) -> float:
-    """The largest absolute change of any weight since `before`."""
-    after = module.state_dict()
-    return max(float((after[key] - value).abs().max()) for key, value in before.items())
-
-
 def _cpu_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{key}": value.detach().cpu() for key, value in module.state_dict().items()}
-
-
-def _random_images(count: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (count, 3, 64, 64), generator=generator, dtype=torch.uint8)
 
 
 def _unpack(returned: object, function: str, first: str) -> tuple[nn.Module, list[float]]:
@@ -288,14 +273,15 @@ def forward_with_weights(
 def train_ae_contract(
     ctx: ProbeContext, seed: int = 0, images: int = 8, batch_size: int = 4, epochs: int = 2
 ) -> dict[str, Any]:
-    """What `train_ae` returns after `epochs` epochs on a few random images, on the standard autoencoder."""
+    """What `train_ae` returns after `epochs` epochs on a few random images, on the standard autoencoder
+    initialised under `seed`: whether it returned the model it was given, its losses, and the weights of that
+    model ("autoencoder.*"), from which the trusted side judges whether it was trained."""
     train_ae = ctx.get("train_ae")
     torch.manual_seed(seed)
     model = standard().StandardAutoencoder().to(ctx.get("DEVICE"))
-    before = _snapshot(model)
-    loader = ctx.get("TensorBatches")(_random_images(images, seed), batch_size=batch_size)
+    loader = ctx.get("TensorBatches")(runs.random_images(images, seed), batch_size=batch_size)
     trained, losses = _unpack(train_ae(model, loader, epochs=epochs), "train_ae", "model")
-    return {"same_model": trained is model, "loss_traj": losses, "change": _change(before, model)}
+    return {"same_model": trained is model, "loss_traj": losses, **_cpu_tensors("autoencoder", model)}
 
 
 @probe
@@ -306,7 +292,7 @@ def train_ae_one_epoch(ctx: ProbeContext, seed: int = 0, images: int = 32, batch
     train_ae = ctx.get("train_ae")
     torch.manual_seed(seed)
     model = standard().StandardAutoencoder().to(ctx.get("DEVICE"))
-    loader = ctx.get("TensorBatches")(_random_images(images, seed), batch_size=batch_size, shuffle=False)
+    loader = ctx.get("TensorBatches")(runs.random_images(images, seed), batch_size=batch_size, shuffle=False)
     watcher = _Watcher(loader, model)
     handle = register_optimizer_step_pre_hook(watcher.before_step)
     try:
@@ -339,25 +325,24 @@ def method1_weights(ctx: ProbeContext, epochs: int, seed: int, batch_size: int) 
 def train_classifier_one_epoch(
     ctx: ProbeContext, supervised: bool, seed: int = 0, images: int = 64, batch_size: int = 16, epochs: int = 1
 ) -> dict[str, Any]:
-    """Train a linear classifier on the standard encoder from a fixed initialisation with this namespace's
-    `train_classifier` on fixed random images and labels: the losses, how far encoder and classifier moved,
-    and their weights afterwards."""
+    """Train a linear classifier on the standard encoder initialised under `seed` with this namespace's
+    `train_classifier` on random images and labels drawn from `seed`: the losses, whether it returned the
+    classifier it was given, and the encoder's and that classifier's weights afterwards (from which the trusted
+    side judges what was trained)."""
     train_classifier = ctx.get("train_classifier")
     device = ctx.get("DEVICE")
     torch.manual_seed(seed)
     encoder = standard().StandardEncoder().to(device)
     cls = nn.Linear(FEATURES, CLASSES).to(device)
-    encoder_before, cls_before = _snapshot(encoder), _snapshot(cls)
-    labels = torch.randint(0, CLASSES, (images,), generator=torch.Generator().manual_seed(seed + 1))
-    loader = ctx.get("TensorBatches")(_random_images(images, seed), labels, batch_size=batch_size, shuffle=False)
+    loader = ctx.get("TensorBatches")(
+        runs.random_images(images, seed), runs.random_labels(images, seed), batch_size=batch_size, shuffle=False
+    )
     torch.manual_seed(seed)
     returned = train_classifier(encoder, cls, loader, epochs=epochs, supervised=supervised)
     trained, losses = _unpack(returned, "train_classifier", "cls")
     return {
         "loss_traj": losses,
         "same_classifier": trained is cls,
-        "encoder_change": _change(encoder_before, encoder),
-        "classifier_change": _change(cls_before, cls),
         **_cpu_tensors("encoder", encoder),
         **_cpu_tensors("classifier", cls),
     }
