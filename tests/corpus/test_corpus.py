@@ -6,7 +6,7 @@ test processes share them out: `make test` distributes whole files).
 
 from __future__ import annotations
 
-from tests.corpus.harness import component_points, training_tests
+from tests.corpus.harness import bundles, component_points, training_tests
 from tests.corpus.mutants_7_1 import MUTANTS as MUTANTS_7_1
 from tests.corpus.mutants_7_1 import VARIANTS as VARIANTS_7_1
 from tests.corpus.mutants_7_2 import MUTANTS as MUTANTS_7_2
@@ -49,3 +49,13 @@ def test_every_component_that_trains_has_a_training_test():
     assert set(training_tests()) == {"7.1.3", "7.1.4", "7.2.2"}
     for component, numbers in training_tests().items():
         assert numbers and all(number.startswith(component + ".") for number in numbers), (component, numbers)
+
+
+def test_each_mutant_that_shows_without_training_is_graded_in_one_bundle_of_distinct_components():
+    for family in (MUTANTS_7_1, MUTANTS_7_2):
+        found = bundles(family)
+        members = [mutant.name for bundle in found for mutant in bundle]
+        assert sorted(members) == sorted(mutant.name for mutant in family if not mutant.breaks_learning)
+        for bundle in found:
+            assert len({mutant.component for mutant in bundle}) == len(bundle), [m.name for m in bundle]
+        assert len(found) < len(members), "bundling grades fewer notebooks than mutants"

@@ -65,7 +65,7 @@ skipped otherwise):
 - pickle-payload: Encoder.forward returns a tensor look-alike whose `__reduce__` runs `os.system`: its test
   fails ("should return a tensor"), and the grader (the process with `--results` in its command line)
   never unpickled it.
-- fork-bomb (root): forking without end while loading (each child execs `sleep 3600`) stops at the
+- fork-bomb (root): starting processes without end while loading (each `sleep 3600`) stops at the
   process-count limit ("FORK-LIMIT"); no child survives grading.
 - empty-wide-features (full suite): train_ae trains honestly, then adds `torch.empty(0, 10**8)` to the model it
   trained (no data, so no size limit sees it), whose weights the worker sends back: the answer is refused from
