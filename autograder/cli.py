@@ -113,7 +113,14 @@ def _run_grade(
     from autograder.grading.grade import SUBMISSION_SUFFIXES, TOTAL_POINTS, NothingSelected
     from autograder.profiles.layout import NotPreparedError, prepared_manifest
     from autograder.profiles.profile import ProfileError, load_profile
-    from autograder.results import fallback_results, format_reasons, format_summary, format_table, write_results
+    from autograder.results import (
+        fallback_results,
+        format_reasons,
+        format_summary,
+        format_table,
+        without_headline,
+        write_results,
+    )
 
     command = "grade" if keep else "check"
     problem = _unreadable(submission, "file or folder")
@@ -145,7 +152,7 @@ def _run_grade(
     if as_json:
         print(json.dumps(finished.to_dict(), indent=2, ensure_ascii=False))
     else:
-        sections = [format_table(finished), format_reasons(finished), finished.output]
+        sections = [format_table(finished), format_reasons(finished), without_headline(finished.output)]
         sections.append(format_summary(finished, TOTAL_POINTS if only is None else None))
         print("\n\n".join(section for section in sections if section.strip()))
     if keep:

@@ -10,7 +10,7 @@ from autograder.results.gradescope import (
     load_results,
     write_results,
 )
-from autograder.results.table import format_reasons, format_summary, format_table
+from autograder.results.table import format_reasons, format_summary, format_table, without_headline
 
 __all__ = [
     "Results",
@@ -20,6 +20,7 @@ __all__ = [
     "fallback_results",
     "format_reasons",
     "format_summary",
+    "without_headline",
     "format_table",
     "load_results",
     "write_results",

@@ -48,7 +48,7 @@ from autograder.results.gradescope import (
     fallback_results,
     write_results,
 )
-from autograder.results.table import format_table
+from autograder.results.table import PUBLIC_HEADLINE, format_table
 
 PLUGIN_NAME = "autograder-results"
 
@@ -306,7 +306,9 @@ class ResultsPlugin:
         if final and not tests:
             lines.append(f"The autograder found no tests to run. {GRADER_FAILED_NOTE}")
         elif final:
-            lines.append(f"Public tests: {score:g} / {max_score:g} points ({passed} of {len(visible)} tests passed).")
+            lines.append(
+                f"{PUBLIC_HEADLINE} {score:g} / {max_score:g} points ({passed} of {len(visible)} tests passed)."
+            )
             if hidden:
                 lines.append("The other tests are graded and shown after the deadline.")
             if not_run:

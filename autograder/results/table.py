@@ -96,6 +96,16 @@ def format_reasons(results: Results | Mapping[str, Any], *, color: bool | None =
     return "\n\n".join(blocks)
 
 
+PUBLIC_HEADLINE = "Public tests:"  # how the results' top-level output begins (results/plugin.py)
+
+
+def without_headline(output: str) -> str:
+    """The results' top-level output without its first line, the public score, which `format_summary` says
+    again on a terminal with what the public tests cover (printed twice, a student read the score twice)."""
+    first, _, rest = output.partition("\n")
+    return rest.lstrip("\n") if first.startswith(PUBLIC_HEADLINE) else output
+
+
 def format_summary(results: Results | Mapping[str, Any], total_points: float | None = None) -> str:
     """One line: the score, how many points the public (visible) tests cover, and that the rest are graded
     after the deadline. `total_points` is the problem set's total (10) when the run was not narrowed to a
@@ -108,7 +118,7 @@ def format_summary(results: Results | Mapping[str, Any], total_points: float | N
     public_max = sum(entry["max_score"] for entry in public)
     later = (total_points if total_points is not None else results.max_score) - public_max
     if len(public) == len(entries):
-        line = f"Public tests: {public_score:g} / {public_max:g} points."
+        line = f"{PUBLIC_HEADLINE} {public_score:g} / {public_max:g} points."
         if total_points is not None:
             line += f" They cover {public_max:g} of the problem set's {total_points:g} points"
             line += f"; the other {later:g} are graded after the deadline." if later > 0 else "."

@@ -63,6 +63,7 @@ def test_check_prints_every_lost_points_reason_in_full_and_a_summary(synthetic, 
         f"points; the other {TOTAL_POINTS - public:g} are graded after the deadline."
     )
     assert graded.returncode == 0 and graded.stdout.strip().splitlines()[-2] == summary
+    assert done.stdout.count("Public tests:") == 1, "the score is said once, in the summary"
 
 
 def test_a_buggy_notebook_shows_only_the_tests_that_lost_points(synthetic, tmp_path):
