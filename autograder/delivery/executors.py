@@ -43,6 +43,7 @@ _REPORT_WAIT_SECONDS = 10.0  # after the grade exits, for its pipe to drain (a c
 _MAX_REPORT_BYTES = 16 * 1024**2
 _MAX_LOG_BYTES = 4 * 1024**2  # a grade's log comes back whole up to this, else its end
 _PR_SET_PDEATHSIG = 1
+PRIVATE_PREFIX = "ps7-batch-"  # + the pid of the process grading in it + "-": a folder per task
 
 
 class ExecutorError(Exception):
@@ -214,7 +215,8 @@ def run_grade_task(task: GradeTask, pool: DevicePool | None = None, running: Run
     env = dict(os.environ)
     threads = task.threads or max(1, len(os.sched_getaffinity(0)) // max(1, _concurrent_grades()))
     env.setdefault("OMP_NUM_THREADS", str(threads))
-    with tempfile.TemporaryDirectory(prefix="ps7-batch-") as private, pool.hold() as device:
+    remove_abandoned_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-") as private, pool.hold() as device:
         if device is not None:
             env["CUDA_VISIBLE_DEVICES"] = device
         folder = Path(private)
@@ -227,6 +229,25 @@ def run_grade_task(task: GradeTask, pool: DevicePool | None = None, running: Run
         argv += [UNSAFE_SAME_USER_FLAG] if task.unsafe_same_user else []
         status, reason, reported, log = _run(argv, env, folder / "grade.log", task.timeout, running)
     return TaskResult(status, reason, reported, log, round(time.monotonic() - started, 1), socket.gethostname(), device)
+
+
+def remove_abandoned_folders(root: Path | None = None) -> list[Path]:
+    """Remove the task folders (unpacked submission, results, log) of processes that died without removing
+    them: a node's process killed by SIGKILL (Slurm's time limit, the OOM killer, a TA's kill -9) runs no
+    cleanup. A folder is abandoned when the pid in its name is gone; this user's folders only."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*-*"):
+        pid = folder.name.removeprefix(PRIVATE_PREFIX).split("-", 1)[0]
+        try:
+            if not pid.isdigit() or folder.is_symlink() or folder.stat().st_uid != os.geteuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except (OSError, OverflowError):  # gone meanwhile, or a pid alive under another user
+            continue
+    return removed
 
 
 def _concurrent_grades() -> int:

@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
-from autograder.delivery.executors import DevicePool, GradeTask, pack_submission, parse_devices, run_grade_task
+from autograder.delivery.executors import (
+    PRIVATE_PREFIX,
+    DevicePool,
+    GradeTask,
+    pack_submission,
+    parse_devices,
+    remove_abandoned_folders,
+    run_grade_task,
+)
 from autograder.worker.confinement import unavailable_reason
 
 
@@ -92,6 +100,29 @@ def _rows(path: Path) -> dict[str, dict[str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(unavailable_reason() is not None, reason="the dask executor needs the worker's namespaces")
+def test_the_folder_of_a_task_killed_by_sigkill_is_removed_by_the_next_task_and_a_live_ones_is_kept(tmp_path):
+    """SIGKILL (Slurm's time limit, the OOM killer) runs no cleanup; the next task on the node sweeps up."""
+    holder = (
+        "import os, sys, tempfile, time\n"
+        f"folder = tempfile.mkdtemp(prefix=f'{PRIVATE_PREFIX}{{os.getpid()}}-', dir={str(tmp_path)!r})\n"
+        "open(os.path.join(folder, 'results.json'), 'w').write('{}')\n"
+        "print(folder, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    killed = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    alive = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        abandoned, kept = Path(killed.stdout.readline().strip()), Path(alive.stdout.readline().strip())
+        killed.kill()
+        killed.wait()
+        assert abandoned.is_dir() and kept.is_dir()
+        assert remove_abandoned_folders(tmp_path) == [abandoned]
+        assert not abandoned.exists() and (kept / "results.json").is_file()
+    finally:
+        alive.kill()
+        alive.wait()
+
+
 def test_dask_executor_requeues_the_task_of_a_killed_worker_and_resumes(synthetic_cache, tmp_path):
     """Three submissions on a LocalCluster of two worker processes. The first grade to start kills the Dask worker
     process that runs it (SIGKILL, as the kernel's OOM killer or a lost node would): the scheduler gives its task
