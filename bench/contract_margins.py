@@ -37,14 +37,13 @@ def _autoencoder_fall(runner: ReferenceRunner, seed: int) -> float:
 
 
 def _classifier_fall(runner: ReferenceRunner, seed: int, supervised: bool) -> float:
-    ns = runner.namespace()
     arguments = {"supervised": supervised, "seed": seed, "images": 16, "batch_size": 8, "epochs": 2}
     observation = runner.call("train_classifier_one_epoch", **arguments)
     run = trained_run(observation, classifier_architecture(), torch.device("cpu"))
     initial = initialised(classifier_architecture, seed).parts
     inputs = random_images(16, seed), random_labels(16, seed)
-    before = classification_loss(ns, initial["encoder"], initial["classifier"], *inputs)
-    return (before - classification_loss(ns, run.part("encoder"), run.part("classifier"), *inputs)) / before
+    before = classification_loss(initial["encoder"], initial["classifier"], *inputs)
+    return (before - classification_loss(run.part("encoder"), run.part("classifier"), *inputs)) / before
 
 
 def main() -> None:

@@ -73,9 +73,19 @@ def convolutions_check(
     return problem
 
 
+def _same_directions(observed: torch.Tensor, expected: torch.Tensor) -> bool:
+    """Whether each row of `observed` is a positive multiple of the same row of `expected`: a layer's output
+    normalised per row, over the whole batch, or scaled, all point where the layer's rows point."""
+    if observed.numel() != expected.numel() or expected.dim() != 2:
+        return False
+    rows = observed.reshape(expected.shape).double()
+    return _matches(F.normalize(rows, dim=-1), F.normalize(expected.double(), dim=-1))
+
+
 def linear_problem(observation: Observation, inputs: dict[str, torch.Tensor], name: str) -> str | None:
-    """None when `observation` (a `projection_head_output`) is the given Linear layer's output, L2-normalised
-    or not; else what the student is told."""
+    """None when `observation` (a `projection_head_output`) is the given Linear layer's output, with or without
+    an activation, normalised in any way (per row, over the whole batch, over the batch per feature) or
+    scaled; else what the student is told. How it should be normalised is the other tests' to judge."""
     why = (
         f"the points of this test also need `{name}` to compute what its layer is: with a weight, bias and inputs "
         "drawn afresh by the grader loaded into its Linear layer, "
@@ -88,7 +98,10 @@ def linear_problem(observation: Observation, inputs: dict[str, torch.Tensor], na
     for activation in ACTIVATIONS:
         normalised = F.normalize(activation(linear), dim=-1)
         candidates += [activation(linear), normalised, activation(F.normalize(linear, dim=-1))]
-    if isinstance(output, torch.Tensor) and any(_matches(output, y) for y in candidates):
+    if isinstance(output, torch.Tensor) and (
+        any(_matches(output, y) for y in candidates)
+        or any(_same_directions(output, activation(linear)) for activation in ACTIVATIONS)
+    ):
         return None
     return why + "its output is not that layer's output (normalised or not, with or without an activation)"
 

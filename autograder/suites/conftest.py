@@ -119,10 +119,9 @@ def run_data(profile: Profile) -> RunData:
 @pytest.fixture(scope="session")
 def train_weights(worker: Worker, reference_ns: types.SimpleNamespace) -> Callable[..., TrainedRun]:
     """`train_weights(probe, architecture, timeout=..., **args)`: a training probe whose answer must be exactly
-    the weights of `architecture` (checked before they are decoded), loaded into it on this process's device.
-    Without `timeout`, the worker's per-call limit."""
+    the weights of `architecture` (checked before they are decoded), loaded into it on this process's device."""
 
-    def run(probe: str, architecture: Architecture, timeout: float | None = None, **args: Any) -> TrainedRun:
+    def run(probe: str, architecture: Architecture, timeout: float, **args: Any) -> TrainedRun:
         observation = worker.call(probe, timeout=timeout, expect=architecture.specs(), **args)
         return trained_run(observation, architecture, reference_ns.DEVICE)
 

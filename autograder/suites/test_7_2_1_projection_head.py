@@ -102,6 +102,11 @@ def test_projection_head_rows_have_unit_norm(observe, computes_its_layer):
         columns = output.double().norm(dim=0)
         if bool(((columns - 1).abs() <= NORM_TOLERANCE).all()):
             likely = "the output is normalised over dim 0 (across the batch): normalise each row, with dim=-1"
+        elif batch > 1 and abs(float(output.double().norm()) - 1) <= NORM_TOLERANCE:
+            likely = (
+                "the whole output matrix has norm 1: it is divided by one norm for the whole batch (`x.norm()` or "
+                "F.normalize without dim on a flattened tensor); normalise each row, with dim=-1"
+            )
         else:
             likely = "the output is not L2-normalised: return F.normalize(..., dim=-1) of the linear layer's output"
         pytest.fail(

@@ -41,15 +41,18 @@ def test_the_layers_own_function_is_confirmed_and_anything_else_is_not():
     assert "could not be observed: NotImplementedError" in convolutions_problem(failed, weights, z, True, "Decoder")
 
 
-def test_a_linear_layer_is_confirmed_normalised_or_not():
+def test_a_linear_layer_is_confirmed_however_it_is_normalised_and_a_made_up_output_is_not():
     generator = torch.Generator().manual_seed(1)
     inputs = {"x": torch.randn(3, 8, generator=generator), "weight": torch.randn(4, 8, generator=generator)}
     inputs["bias"] = torch.randn(4, generator=generator)
     linear = inputs["x"] @ inputs["weight"].T + inputs["bias"]
-    for output in (linear, torch.nn.functional.normalize(linear, dim=-1)):
+    normalised_wrongly = (linear / linear.norm(), 0.07 * linear, torch.nn.functional.normalize(linear, dim=0))
+    for output in (linear, torch.nn.functional.normalize(linear, dim=-1), *normalised_wrongly):
         assert linear_problem(Observation(ok=True, tensors={"output": output}), inputs, "ProjectionHead") is None
     forged = Observation(ok=True, tensors={"output": torch.nn.functional.normalize(torch.randn(3, 4), dim=-1)})
     assert "is not that layer's output" in linear_problem(forged, inputs, "ProjectionHead")
+    negated = Observation(ok=True, tensors={"output": -linear})
+    assert "is not that layer's output" in linear_problem(negated, inputs, "ProjectionHead")
 
 
 def _notebook_with(tmp_path: Path, source: str) -> Path:
