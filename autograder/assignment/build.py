@@ -7,9 +7,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.assignment.source import SOURCE_FILE, read_cells, render
+from autograder.assignment.source import REPO_ROOT, SOURCE_FILE, read_cells, render
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_NOTEBOOK = Path("reference/ps7_solution.ipynb")
 TEMPLATE_NOTEBOOK = Path("student_template/ps7.ipynb")
 

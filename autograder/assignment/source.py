@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = PACKAGE_ROOT.parent  # the checkout: notebooks, tests, `run_autograder`, `pyproject.toml`
 SOURCE_FILE = Path(__file__).with_name("ps7.py")
 # The student package holds no `ps7.py` (it has the solutions): `student-package` writes the provided code here.
 PROVIDED_FILE = Path(__file__).with_name("provided.py.txt")

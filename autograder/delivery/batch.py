@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
+from autograder.assignment.source import REPO_ROOT
 from autograder.delivery.executors import (
     EXECUTORS,
     GRADER_ERROR,
@@ -53,17 +54,16 @@ from autograder.delivery.executors import (
     last_line,
     pack_submission,
 )
+from autograder.ingest.reader import SUBMISSION_SUFFIXES
+from autograder.results import numbers
 from autograder.worker.isolation import same_user_refusal
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SUBMISSION_SUFFIXES = (".ipynb", ".py")
 METADATA_NAME = "submission_metadata.yml"
 RECORD_NAME = "batch.json"
 RESULTS_NAME = "results.json"
 LOG_NAME = "grade.log"
 # How both the grader's fallback results and run_autograder's begin: the grader broke, not the submission.
 _GRADER_FAILED = "The autograder failed"
-_COMPONENT = re.compile(r"\d+\.\d+\.\d+")
 OTHER = "other"  # the column of tests whose name and number carry no component
 _BINS = 20
 BAR_COLOR = "#4272c4"  # the histogram's bars
@@ -253,9 +253,9 @@ def total_score(results: dict[str, Any]) -> float:
 def component_of(test: dict[str, Any]) -> str:
     """The component "7.1.1" of a test numbered "7.1.1.2" or named "7.1.1 Encoder: ..."; else OTHER."""
     for text in (str(test.get("number") or ""), str(test.get("name") or "")):
-        match = _COMPONENT.match(text)
-        if match:
-            return match.group()
+        component = numbers.component_of(text)
+        if component:
+            return component
     return OTHER
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autograder.assignment.source import PACKAGE_ROOT, provided_code
+from autograder.assignment.source import PACKAGE_ROOT, REPO_ROOT, provided_code
 from autograder.ingest.dependencies import LoadPlan, load_plan
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import cache_root, load_profile, worker_copy
@@ -58,7 +58,6 @@ from autograder.worker.sandbox import (
     start_sandboxed,
 )
 
-REPO_ROOT = PACKAGE_ROOT.parent
 DEFAULT_LIMITS = Limits(wall_seconds=3600.0, cpu_seconds=3600)
 _BOOTSTRAP = "import sys; sys.path.insert(0, {root!r}); from autograder.worker.server import main; main()"
 _READ_CHUNK = 1024**2

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TARGETS, TEMPLATE_NOTEBOOK, find_drift
-from autograder.assignment.source import BEGIN, END, TEMPLATE, read_cells, render
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TARGETS, TEMPLATE_NOTEBOOK, find_drift
+from autograder.assignment.source import BEGIN, END, REPO_ROOT, TEMPLATE, read_cells, render
 
 REPORT_KEYS = ("method 1 accuracy", "method 2 accuracy", "method 3 accuracy", "CLIP accuracy")
 GRADED_NAMES = ("Encoder", "Decoder", "train_ae", "train_classifier", "ProjectionHead", "CLIPModel", "retrieve_images")

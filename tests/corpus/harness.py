@@ -16,10 +16,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.assignment.build import REFERENCE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.grading import grade
 from autograder.grading.grade import SUITE_DIR
 from autograder.results.gradescope import SCORE_DIGITS
+from autograder.results.numbers import component_of
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,6 @@ def build_notebook(replacements: list[tuple[str, str]], path: Path) -> Path:
         holders[0].source = holders[0].source.replace(old, new)
     nbformat.write(notebook, path)
     return path
-
-
-def component_of(number: str) -> str:
-    return ".".join(number.split(".")[:3])
 
 
 def graded(path: Path, results: Path, **options: object) -> dict:

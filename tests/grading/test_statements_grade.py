@@ -8,8 +8,8 @@ import json
 import nbformat
 from nbformat.v4 import new_code_cell
 
-from autograder.assignment.build import REPO_ROOT, TEMPLATE_NOTEBOOK
-from autograder.assignment.source import read_cells, render
+from autograder.assignment.build import TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT, read_cells, render
 from autograder.grading import grade
 from autograder.results.gradescope import from_markdown
 from tests.corpus.harness import explain, scores_by_component
