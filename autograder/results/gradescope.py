@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autograder.truncation import keep_ends
+
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 STATUSES = ("passed", "failed")
 OUTPUT_FORMATS = ("text", "html", "simple_format", "md", "ansi")
@@ -370,7 +372,7 @@ def _cut_middle(text: str, limit: int, already_dropped: int) -> str:
     kept = limit - longest_marker
     head = (kept * 3) // 4
     tail = kept - head
-    return text[:head] + marker(len(text) - kept + already_dropped) + text[len(text) - tail :]
+    return keep_ends(text, head, tail, marker(len(text) - kept + already_dropped))
 
 
 def _to_str(value: object) -> str:

@@ -45,6 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from autograder.truncation import keep_ends
 from autograder.worker.confinement import Confinement, confined_argv, confined_exit_code
 
 MiB = 1024**2
@@ -375,7 +376,8 @@ class _Capture:
         if not self.truncated:
             return bytes(self._head + self._tail)
         dropped = self.total - len(self._head) - len(self._tail)
-        return bytes(self._head) + f"\n[... {dropped} bytes truncated]\n".encode() + bytes(self._tail)
+        marker = f"\n[... {dropped} bytes truncated]\n".encode()
+        return keep_ends(bytes(self._head + self._tail), len(self._head), len(self._tail), marker)
 
 
 # ---------------------------------------------------------------- shared setup
