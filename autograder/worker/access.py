@@ -19,7 +19,7 @@ from pathlib import Path
 from autograder.assignment.source import PACKAGE_ROOT, REPO_ROOT, SOURCE_FILE
 from autograder.profiles.layout import STL10_FOLDER, PreparedPaths
 from autograder.profiles.profile import PROFILE_DIR, Profile
-from autograder.worker.sandbox import (
+from autograder.worker.users import (
     DEFAULT_USER,
     ZOMBIES_TOLERATED,
     SandboxUser,

@@ -37,6 +37,7 @@ from autograder.worker.access import (
 )
 from autograder.worker.confinement import Confinement, unavailable_reason
 from autograder.worker.deadline import Deadline
+from autograder.worker.limits import Limits
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     Observation,
@@ -50,13 +51,8 @@ from autograder.worker.protocol import (
     response_limit,
     truncate,
 )
-from autograder.worker.sandbox import (
-    Limits,
-    SandboxProcess,
-    SandboxUser,
-    kill_user_processes,
-    start_sandboxed,
-)
+from autograder.worker.sandbox import SandboxProcess, start_sandboxed
+from autograder.worker.users import SandboxUser, kill_user_processes
 
 DEFAULT_LIMITS = Limits(wall_seconds=3600.0, cpu_seconds=3600)
 _BOOTSTRAP = "import sys; sys.path.insert(0, {root!r}); from autograder.worker.server import main; main()"
