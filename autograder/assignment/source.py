@@ -74,7 +74,7 @@ def _include(path: str, indent: str, line: int) -> str:
     return "\n".join(indent + row if row else row for row in code.splitlines())
 
 
-def read_cells(path: Path = SOURCE_FILE) -> list[Cell]:
+def read_source_cells(path: Path = SOURCE_FILE) -> list[Cell]:
     """Split the source into cells, expanding includes; text before the first marker is ignored."""
     cells: list[Cell] = []
     current: tuple[str, tuple[str, ...], int] | None = None
@@ -144,10 +144,10 @@ def provided_code(path: Path = SOURCE_FILE) -> str:
     is absent (the student package), the copy of this very text that `student-package` wrote."""
     if not path.is_file() and PROVIDED_FILE.is_file():
         return PROVIDED_FILE.read_text().removesuffix("\n")
-    return "\n\n".join(cell.text for cell in read_cells(path) if cell.provided)
+    return "\n\n".join(cell.text for cell in read_source_cells(path) if cell.provided)
 
 
 def assignment_code(*, solution: bool, path: Path = SOURCE_FILE) -> str:
     """Provided and graded cells, in notebook order: the definitions a notebook run would create."""
-    cells = [cell for cell in read_cells(path) if cell.provided or "graded" in cell.tags]
+    cells = [cell for cell in read_source_cells(path) if cell.provided or "graded" in cell.tags]
     return "\n\n".join(render(cell.text, solution=solution) for cell in cells)

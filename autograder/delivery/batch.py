@@ -76,7 +76,7 @@ class BatchError(Exception):
 
 
 @dataclass(frozen=True)
-class Submission:
+class BatchSubmission:
     """One student's work; `id` names its output folder and its CSV row."""
 
     id: str
@@ -87,7 +87,7 @@ class Submission:
 class Outcome:
     """What grading one submission gave: its results when graded, the reason when the grader failed."""
 
-    submission: Submission
+    submission: BatchSubmission
     status: str  # OK or GRADER_ERROR
     reason: str = ""
     results: dict[str, Any] | None = None
@@ -114,7 +114,7 @@ def export_root(folder: Path) -> Path:
     return folder
 
 
-def find_submissions(folder: Path, exclude: Path | None = None) -> list[Submission]:
+def find_submissions(folder: Path, exclude: Path | None = None) -> list[BatchSubmission]:
     """The submissions in `folder`, by id (a sub-folder's name, or a file's name without its suffix)."""
     if not folder.is_dir():
         raise BatchError(f"{folder} is not a folder")
@@ -133,7 +133,7 @@ def find_submissions(folder: Path, exclude: Path | None = None) -> list[Submissi
         raise BatchError(f"several submissions share an id ({listed}); keep one per student")
     if not found:
         raise BatchError(f"{folder} holds no submission (a sub-folder or an .ipynb/.py file per student)")
-    return [Submission(name, paths[0]) for name, paths in sorted(found.items())]
+    return [BatchSubmission(name, paths[0]) for name, paths in sorted(found.items())]
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ class _Grader:
         if subprocess.run(argv, cwd=REPO_ROOT, env=self.env, check=False).returncode != 0:
             raise BatchError(f"preparing profile {self.options.profile!r} failed (see above); nothing was graded")
 
-    def done_before(self, submission: Submission, digest: str) -> Outcome | None:
+    def done_before(self, submission: BatchSubmission, digest: str) -> Outcome | None:
         folder = self.out / submission.id
         try:
             record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
@@ -307,7 +307,7 @@ class _Grader:
             return None  # changed since the batch wrote it: regrade rather than trust it
         return Outcome(submission, OK, results=results, skipped=True)
 
-    def task(self, submission: Submission, threads: int | None, networked: bool) -> GradeTask | Outcome:
+    def task(self, submission: BatchSubmission, threads: int | None, networked: bool) -> GradeTask | Outcome:
         """The task that grades `submission`, or its earlier outcome when an earlier run graded it already."""
         digest = content_digest(submission.path)
         self.digests[submission.id] = digest
@@ -331,7 +331,7 @@ class _Grader:
             networked=networked,
         )
 
-    def record(self, submission: Submission, result: TaskResult) -> Outcome:
+    def record(self, submission: BatchSubmission, result: TaskResult) -> Outcome:
         """Write what a node returned into OUT/<id>/: the reported results, the log and the batch's record."""
         folder = self.out / submission.id
         folder.mkdir(parents=True, exist_ok=True)

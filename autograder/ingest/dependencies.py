@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from autograder.assignment.source import SOURCE_FILE, provided_code, read_cells, render
+from autograder.assignment.source import SOURCE_FILE, provided_code, read_source_cells, render
 from autograder.ingest.extract import Statement, Submission
 from autograder.ingest.reader import CellRef
 
@@ -173,7 +173,7 @@ def assignment_facts() -> AssignmentFacts:
     the source is absent (the student package), they are read from the copy `student-package` wrote."""
     if not SOURCE_FILE.is_file() and FACTS_FILE.is_file():
         return facts_from_json(FACTS_FILE.read_text())
-    cells = [cell for cell in read_cells() if cell.kind == "code"]
+    cells = [cell for cell in read_source_cells() if cell.kind == "code"]
     provided = provided_definitions()
     supplied = set(provided) | statement_names_of_module(provided_code())
     graded: set[str] = set()

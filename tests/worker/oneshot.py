@@ -56,10 +56,6 @@ class SandboxResult:
         return self.returncode == 0 and not self.timed_out and not self.output_flooded
 
     @property
-    def stdout_text(self) -> str:
-        return self.stdout.decode("utf-8", errors="replace")
-
-    @property
     def stderr_text(self) -> str:
         return self.stderr.decode("utf-8", errors="replace")
 
