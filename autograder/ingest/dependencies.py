@@ -14,6 +14,9 @@ the notebook runs on its data or trained models (`train_ae`, `test`, `embed_imag
 assignment source, see `AssignmentFacts`) or a training method (`.fit`, `.backward`), and, transitively,
 those that read what such a statement bound. A name they bind is reported in `LoadPlan.not_run`, which the
 worker uses to explain the NameError a graded function then raises.
+
+Over 400 lines on purpose: one analysis (names read, statements binding them, what may not run) whose steps share
+its tables; split, one algorithm would be read across files.
 """
 
 from __future__ import annotations

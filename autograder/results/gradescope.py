@@ -5,6 +5,9 @@ rejects or mangles a malformed file and then shows the student nothing, so every
 property: whatever a submission makes the grader say (huge messages, binary junk, NaN scores), the file
 written is valid JSON in Gradescope's schema, and it is replaced atomically so a reader never sees half
 of it.
+
+Over 400 lines on purpose: the file's whole contract (model, cleaning, Markdown, atomic write) stays in one place,
+since every part serves the one property above.
 """
 
 from __future__ import annotations

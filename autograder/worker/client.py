@@ -8,6 +8,8 @@ need) in a request of its own, sent once the previous one is answered, so the cl
 records which part was in flight. A part that kills or hangs the worker while loading is left out of the
 next worker's load (recorded as that part's load error, and the names it binds as unavailable), so it
 costs only what depends on it.
+
+Over 400 lines on purpose: one class, `Worker`, whose methods share one worker's life (start, load, call, restart).
 """
 
 from __future__ import annotations
