@@ -17,16 +17,11 @@ from PIL import Image
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 from autograder.assignment.source import REPO_ROOT
-from autograder.delivery.batch import (
+from autograder.delivery.batch import GRADER_ERROR, OK, BatchError, BatchSubmission, Outcome, find_submissions
+from autograder.delivery.scores import (
     BAR_COLOR,
-    GRADER_ERROR,
-    OK,
-    BatchError,
-    BatchSubmission,
-    Outcome,
     Submitter,
     component_of,
-    find_submissions,
     read_results,
     read_roster,
     write_csv,
