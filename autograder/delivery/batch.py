@@ -52,6 +52,7 @@ from autograder.delivery.executors import (
 from autograder.delivery.scores import (
     export_root,
     histogram_path,
+    maximum_score,
     parse_results,
     read_roster,
     total_score,
@@ -298,7 +299,7 @@ def run_batch(
     csv_path = csv_path or out / "scores.csv"
     write_csv(outcomes, csv_path, roster)
     graded = [outcome.results for outcome in outcomes if outcome.results is not None]
-    top = max((sum(float(test["max_score"]) for test in results["tests"]) for results in graded), default=None)
+    top = max((maximum_score(results) for results in graded), default=None)
     write_histogram([total_score(results) for results in graded], histogram_path(csv_path), top=top)
     return outcomes
 

@@ -141,6 +141,11 @@ def total_score(results: dict[str, Any]) -> float:
     return sum(float(test["score"]) for test in results["tests"])
 
 
+def maximum_score(results: dict[str, Any]) -> float:
+    """The points the grade's tests were worth together."""
+    return sum(float(test["max_score"]) for test in results["tests"])
+
+
 def component_of(test: dict[str, Any]) -> str:
     """The component "7.1.1" of a test numbered "7.1.1.2" or named "7.1.1 Encoder: ..."; else OTHER."""
     for text in (str(test.get("number") or ""), str(test.get("name") or "")):
@@ -214,7 +219,7 @@ def write_csv(outcomes: Sequence[Outcome], path: Path, roster: Mapping[str, Sequ
                 row += ["", "", *([""] * (len(components) + len(measures)))]
             else:
                 scores = component_scores(outcome.results)
-                maximum = sum(float(test["max_score"]) for test in outcome.results["tests"])
+                maximum = maximum_score(outcome.results)
                 measured = accuracies(outcome.results)
                 row += [_number(total_score(outcome.results)), _number(maximum)]
                 row += [_number(scores.get(component, 0.0)) for component in components]
