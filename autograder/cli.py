@@ -16,10 +16,10 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
+from autograder.assignment.source import REPO_ROOT
 from autograder.profiles.profile import DEFAULT_PROFILE, PUBLIC_PROFILE
 from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 STUDENT_COMMANDS = ("check",)  # all that the student package's `python -m autograder` offers
 STUDENT_DESCRIPTION = (
     "The public checks of Problem Set 7. `check` exits 0 when your notebook was checked (whatever it scored), 1 "
@@ -110,7 +110,8 @@ def _run_grade(
     """Prepare the profile if needed, grade, print the table, the reason of each lost point and a summary
     (or, with `as_json`, only the results document on stdout). The exit status is in the module docstring."""
     from autograder.grading import grade
-    from autograder.grading.grade import SUBMISSION_SUFFIXES, TOTAL_POINTS, NothingSelected
+    from autograder.grading.grade import TOTAL_POINTS, NothingSelected
+    from autograder.ingest.reader import SUBMISSION_SUFFIXES
     from autograder.profiles.layout import NotPreparedError, prepared_manifest
     from autograder.profiles.profile import ProfileError, load_profile
     from autograder.results import (

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.assignment.source import SOURCE_FILE, read_cells, render
+from autograder.assignment.source import REPO_ROOT, SOURCE_FILE, read_source_cells, render
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_NOTEBOOK = Path("reference/ps7_solution.ipynb")
 TEMPLATE_NOTEBOOK = Path("student_template/ps7.ipynb")
 
@@ -32,7 +31,7 @@ TARGETS = (Target(REFERENCE_NOTEBOOK, solution=True), Target(TEMPLATE_NOTEBOOK, 
 def build_notebook(solution: bool, source: Path = SOURCE_FILE) -> nbformat.NotebookNode:
     """A valid nbformat 4 notebook with cleared outputs and stable cell ids (so builds are byte-identical)."""
     notebook = nbformat.v4.new_notebook(metadata=_METADATA)
-    for index, cell in enumerate(read_cells(source)):
+    for index, cell in enumerate(read_source_cells(source)):
         text = render(cell.text, solution=solution)
         cell_id = f"cell-{index:03d}"
         if cell.kind == "markdown":

@@ -1,5 +1,6 @@
 # The one source of Problem Set 7: `python -m autograder template` builds the reference notebook and
 # the student template from it. Markers are explained in autograder/assignment/source.py.
+# Over 400 lines on purpose: it is the whole problem set (statement, provided code, solutions) in one file.
 
 # %% [markdown]
 # # Problem Set 7: Representation Learning

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = PACKAGE_ROOT.parent  # the checkout: notebooks, tests, `run_autograder`, `pyproject.toml`
 SOURCE_FILE = Path(__file__).with_name("ps7.py")
 # The student package holds no `ps7.py` (it has the solutions): `student-package` writes the provided code here.
 PROVIDED_FILE = Path(__file__).with_name("provided.py.txt")
@@ -73,7 +74,7 @@ def _include(path: str, indent: str, line: int) -> str:
     return "\n".join(indent + row if row else row for row in code.splitlines())
 
 
-def read_cells(path: Path = SOURCE_FILE) -> list[Cell]:
+def read_source_cells(path: Path = SOURCE_FILE) -> list[Cell]:
     """Split the source into cells, expanding includes; text before the first marker is ignored."""
     cells: list[Cell] = []
     current: tuple[str, tuple[str, ...], int] | None = None
@@ -143,10 +144,10 @@ def provided_code(path: Path = SOURCE_FILE) -> str:
     is absent (the student package), the copy of this very text that `student-package` wrote."""
     if not path.is_file() and PROVIDED_FILE.is_file():
         return PROVIDED_FILE.read_text().removesuffix("\n")
-    return "\n\n".join(cell.text for cell in read_cells(path) if cell.provided)
+    return "\n\n".join(cell.text for cell in read_source_cells(path) if cell.provided)
 
 
 def assignment_code(*, solution: bool, path: Path = SOURCE_FILE) -> str:
     """Provided and graded cells, in notebook order: the definitions a notebook run would create."""
-    cells = [cell for cell in read_cells(path) if cell.provided or "graded" in cell.tags]
+    cells = [cell for cell in read_source_cells(path) if cell.provided or "graded" in cell.tags]
     return "\n\n".join(render(cell.text, solution=solution) for cell in cells)

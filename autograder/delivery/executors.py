@@ -31,11 +31,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.assignment.source import REPO_ROOT
 from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
 from autograder.worker.confinement import unavailable_reason
 from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 OK, GRADER_ERROR = "ok", "grader-error"
 EXECUTORS = ("local", "dask", "slurm")
 GPU_ENVIRONMENT = "PS7_GPUS"  # a node's devices for grades, "0,1" (overrides what the node shows)

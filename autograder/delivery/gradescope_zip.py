@@ -15,9 +15,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from autograder.assignment.source import REPO_ROOT
 from autograder.profiles.profile import available_profiles
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "autograder"
 SCRIPTS = ("setup.sh", "run_autograder")
 # What setup.sh installs from (pyproject.toml names README.md as the package's readme, so it goes too).

@@ -28,10 +28,9 @@ from pathlib import Path
 
 import tomllib
 
-from autograder.assignment.source import BEGIN, PROVIDED_FILE, SOURCE_FILE, provided_code
+from autograder.assignment.source import BEGIN, PROVIDED_FILE, REPO_ROOT, SOURCE_FILE, provided_code
 from autograder.ingest.dependencies import FACTS_FILE, assignment_facts, facts_to_json
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "autograder"
 DISTRIBUTION = "ps7_checks"
 PUBLIC_PROFILE_FILE = "autograder/profiles/public.json"

@@ -19,6 +19,7 @@ import pytest
 
 from autograder.ingest import IngestError, ingest
 from autograder.ingest.extract import Submission
+from autograder.ingest.reader import SUBMISSION_SUFFIXES
 from autograder.profiles.profile import load_profile
 from autograder.results.gradescope import Results, fallback_results, write_results
 from autograder.results.plugin import ResultsPlugin
@@ -28,7 +29,6 @@ from autograder.worker.protocol import truncate
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 SUITES = ("public", "all")
-SUBMISSION_SUFFIXES = (".ipynb", ".py")
 STUDENT_OUTPUT_CHARS = 20_000
 TOTAL_POINTS = 10.0  # DESIGN.md section 1: a full grade that does not add up to this says so in its output
 

@@ -3,7 +3,7 @@
 Whatever the worker sends is size-checked, but the trusted side still computes with it (probes, features);
 an allocation that a missed check would let grow without bound fails with MemoryError in the test that made
 it, instead of taking the machine (and the results file) down. Soft only, and only while grading: the
-sandboxed worker sets its own address-space limit (`sandbox.Limits.memory_bytes`), which it can do only
+sandboxed worker sets its own address-space limit (`worker.limits.Limits.memory_bytes`), which it can do only
 while the hard limit stays as it was, and the limit is lifted again when the grade ends (tests grade in
 their own process). Address space, not resident memory: `import torch` alone maps about 3 GiB.
 No limit when CUDA is available: a GPU context reserves far more address space than any sensible limit.

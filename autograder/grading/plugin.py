@@ -18,6 +18,7 @@ from autograder.grading.reference import ReferenceRunner
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import load_profile
 from autograder.profiles.timing import training_test_seconds, worker_limits
+from autograder.results import numbers
 from autograder.results.figures import Figures
 from autograder.results.plugin import DID_NOT_FINISH, LISTED_AT, get_plugin
 from autograder.worker.client import Worker
@@ -42,21 +43,17 @@ def _number(item: pytest.Item) -> str:
 def matches_component(item: pytest.Item, component: str) -> bool:
     """A test belongs to component "7.1.3" when its number is "7.1.3" or "7.1.3.x", or its name starts
     with "7.1.3 "."""
-    number = _number(item)
-    if number == component or number.startswith(component + "."):
-        return True
-    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
-    return doc.strip().startswith(component + " ")
+    return numbers.within(_number(item), component) or _name(item).startswith(component + " ")
 
 
 def component_of(item: pytest.Item) -> str:
     """The component a test grades ("7.1.3" for test 7.1.3.2 or a test named "7.1.3 ..."), else its node id."""
-    parts = _number(item).split(".")
-    if len(parts) >= 3:
-        return ".".join(parts[:3])
-    doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
-    first = doc.split(" ", 1)[0]
-    return first if first.count(".") == 2 else item.nodeid
+    return numbers.component_of(_number(item)) or numbers.component_of(_name(item)) or item.nodeid
+
+
+def _name(item: pytest.Item) -> str:
+    """The test's docstring, whose first line is its name ("7.1.3 train_ae: ...")."""
+    return (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
 
 
 def _own_timeout(item: pytest.Item) -> float:

@@ -14,7 +14,7 @@ from autograder.ingest.dependencies import LoadPlan, load_plan
 from autograder.ingest.extract import (
     Definition,
     ImportStmt,
-    Limits,
+    ParseLimits,
     Statement,
     Submission,
     extract,
@@ -33,7 +33,7 @@ __all__ = [
     "Definition",
     "ImportStmt",
     "IngestError",
-    "Limits",
+    "ParseLimits",
     "LoadPlan",
     "SourceCell",
     "Statement",

@@ -14,6 +14,9 @@ the notebook runs on its data or trained models (`train_ae`, `test`, `embed_imag
 assignment source, see `AssignmentFacts`) or a training method (`.fit`, `.backward`), and, transitively,
 those that read what such a statement bound. A name they bind is reported in `LoadPlan.not_run`, which the
 worker uses to explain the NameError a graded function then raises.
+
+Over 400 lines on purpose: one analysis (names read, statements binding them, what may not run) whose steps share
+its tables; split, one algorithm would be read across files.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from autograder.assignment.source import SOURCE_FILE, provided_code, read_cells, render
+from autograder.assignment.source import SOURCE_FILE, provided_code, read_source_cells, render
 from autograder.ingest.extract import Statement, Submission
 from autograder.ingest.reader import CellRef
 
@@ -173,7 +176,7 @@ def assignment_facts() -> AssignmentFacts:
     the source is absent (the student package), they are read from the copy `student-package` wrote."""
     if not SOURCE_FILE.is_file() and FACTS_FILE.is_file():
         return facts_from_json(FACTS_FILE.read_text())
-    cells = [cell for cell in read_cells() if cell.kind == "code"]
+    cells = [cell for cell in read_source_cells() if cell.kind == "code"]
     provided = provided_definitions()
     supplied = set(provided) | statement_names_of_module(provided_code())
     graded: set[str] = set()

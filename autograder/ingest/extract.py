@@ -25,7 +25,7 @@ _LABELS_SHOWN = 3
 
 
 @dataclass(frozen=True)
-class Limits:
+class ParseLimits:
     """Bounds that keep parsing cheap and the parser's recursion safe on hostile input."""
 
     max_cells: int = 2000
@@ -129,7 +129,7 @@ class Submission:
         return "\n".join(parts) + "\n"
 
 
-def parse_cell(source: str, limits: Limits = Limits()) -> ast.Module:
+def parse_cell(source: str, limits: ParseLimits = ParseLimits()) -> ast.Module:
     """Parse one cell within the limits; raise SyntaxError (with a student-facing message) otherwise."""
     if len(source) > limits.max_cell_chars:
         raise SyntaxError(f"cell is too long ({len(source):,} characters; the limit is {limits.max_cell_chars:,})")
@@ -301,7 +301,7 @@ def _syntax_message(exc: SyntaxError, cell: CellRef, file_line: int | None) -> s
 def extract(
     cells: Sequence[SourceCell | str],
     *,
-    limits: Limits = Limits(),
+    limits: ParseLimits = ParseLimits(),
     steps: Sequence[Step] = DEFAULT_STEPS,
     origin: str = "submission",
 ) -> Submission:
@@ -391,7 +391,7 @@ def extract(
 
 
 def ingest(
-    path: str | os.PathLike[str], *, limits: Limits = Limits(), steps: Sequence[Step] = DEFAULT_STEPS
+    path: str | os.PathLike[str], *, limits: ParseLimits = ParseLimits(), steps: Sequence[Step] = DEFAULT_STEPS
 ) -> Submission:
     """Read, clean and extract a submission file; raise IngestError when it cannot be read at all."""
     cells = read_cells(path, max_file_bytes=limits.max_file_bytes, include_text=True)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import nbformat
 
+# The kinds of file graded, in order of preference: a submission folder's notebook wins over its .py files.
+SUBMISSION_SUFFIXES = (".ipynb", ".py")
 ACCEPTED_KINDS = (
     "a Jupyter/Colab notebook (.ipynb) or a Python file (.py, plain or jupytext percent format with "
     "'# %%' cells)"
@@ -84,7 +86,7 @@ def read_cells(
     if not path.is_file():
         raise IngestError(f"{name}: no such file (expected {ACCEPTED_KINDS}).")
     suffix = path.suffix.lower()
-    if suffix not in (".ipynb", ".py"):
+    if suffix not in SUBMISSION_SUFFIXES:
         raise IngestError(f"{name}: files of this kind are not accepted; submit {ACCEPTED_KINDS}.")
     size = path.stat().st_size
     if size == 0:

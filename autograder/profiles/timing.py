@@ -9,7 +9,7 @@ profile without costs gets (the synthetic profiles, whose phases take seconds an
 on a loaded shared machine work ran 4.6 to 12 times slower). The grade's deadline (`deadline_minutes`)
 still bounds everything.
 
-The worker's address space is limited (RLIMIT_AS, see `worker.sandbox.Limits`) except on a profile whose
+The worker's address space is limited (RLIMIT_AS, see `worker.limits.Limits`) except on a profile whose
 device is `cuda`: a CUDA context reserves far more address space than any useful limit, so there the worker's
 memory is bounded by the machine (and, on Gradescope-like hosts, the container's own memory limit); a
 resident-memory limit through a cgroup is not applied.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autograder.profiles.profile import Budgets, Profile, ProfileError
-from autograder.worker.sandbox import Limits
+from autograder.worker.limits import Limits
 
 MARGIN = 3.0
 MIN_CALL_SECONDS = 900.0  # a training call of a profile without costs, or whose costs are smaller

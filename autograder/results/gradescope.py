@@ -5,6 +5,9 @@ rejects or mangles a malformed file and then shows the student nothing, so every
 property: whatever a submission makes the grader say (huge messages, binary junk, NaN scores), the file
 written is valid JSON in Gradescope's schema, and it is replaced atomically so a reader never sees half
 of it.
+
+Over 400 lines on purpose: the file's whole contract (model, cleaning, Markdown, atomic write) stays in one place,
+since every part serves the one property above.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from autograder.truncation import keep_ends
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 STATUSES = ("passed", "failed")
@@ -370,7 +375,7 @@ def _cut_middle(text: str, limit: int, already_dropped: int) -> str:
     kept = limit - longest_marker
     head = (kept * 3) // 4
     tail = kept - head
-    return text[:head] + marker(len(text) - kept + already_dropped) + text[len(text) - tail :]
+    return keep_ends(text, head, tail, marker(len(text) - kept + already_dropped))
 
 
 def _to_str(value: object) -> str:

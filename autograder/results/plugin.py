@@ -21,6 +21,9 @@ Gradescope's visibility model: students see the top-level output and the visible
 output counts only the visible tests, and what only the staff should read (`add_staff_note`, a points
 total that does not add up, the suite's own errors) is printed to stdout, which Gradescope shows to the
 staff only (`stdout_visibility` "hidden").
+
+Over 400 lines on purpose: one pytest plugin (`ResultsPlugin`), with the marker checks and the `credit` record
+its scoring reads.
 """
 
 from __future__ import annotations

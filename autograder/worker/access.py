@@ -16,10 +16,10 @@ import stat
 import tempfile
 from pathlib import Path
 
-from autograder.assignment.source import PACKAGE_ROOT, SOURCE_FILE
+from autograder.assignment.source import PACKAGE_ROOT, REPO_ROOT, SOURCE_FILE
 from autograder.profiles.layout import STL10_FOLDER, PreparedPaths
 from autograder.profiles.profile import PROFILE_DIR, Profile
-from autograder.worker.sandbox import (
+from autograder.worker.users import (
     DEFAULT_USER,
     ZOMBIES_TOLERATED,
     SandboxUser,
@@ -28,7 +28,6 @@ from autograder.worker.sandbox import (
     unreaped_zombies,
 )
 
-REPO_ROOT = PACKAGE_ROOT.parent
 # The grader's correct Encoder, Decoder and ProjectionHead: the worker gets them as text from the grader, and only
 # after the tests of the student's own versions (see `Worker.call`), so its file, compiled or not, is a secret.
 STANDARD_FILE = PACKAGE_ROOT / "worker" / "standard.py"

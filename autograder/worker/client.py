@@ -8,6 +8,8 @@ need) in a request of its own, sent once the previous one is answered, so the cl
 records which part was in flight. A part that kills or hangs the worker while loading is left out of the
 next worker's load (recorded as that part's load error, and the names it binds as unavailable), so it
 costs only what depends on it.
+
+Over 400 lines on purpose: one class, `Worker`, whose methods share one worker's life (start, load, call, restart).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autograder.assignment.source import PACKAGE_ROOT, provided_code
+from autograder.assignment.source import PACKAGE_ROOT, REPO_ROOT, provided_code
 from autograder.ingest.dependencies import LoadPlan, load_plan
 from autograder.ingest.extract import Submission
 from autograder.profiles.profile import cache_root, load_profile, worker_copy
@@ -37,6 +39,7 @@ from autograder.worker.access import (
 )
 from autograder.worker.confinement import Confinement, unavailable_reason
 from autograder.worker.deadline import Deadline
+from autograder.worker.limits import Limits
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
     Observation,
@@ -50,15 +53,9 @@ from autograder.worker.protocol import (
     response_limit,
     truncate,
 )
-from autograder.worker.sandbox import (
-    Limits,
-    SandboxProcess,
-    SandboxUser,
-    kill_user_processes,
-    start_sandboxed,
-)
+from autograder.worker.sandbox import SandboxProcess, start_sandboxed
+from autograder.worker.users import SandboxUser, kill_user_processes
 
-REPO_ROOT = PACKAGE_ROOT.parent
 DEFAULT_LIMITS = Limits(wall_seconds=3600.0, cpu_seconds=3600)
 _BOOTSTRAP = "import sys; sys.path.insert(0, {root!r}); from autograder.worker.server import main; main()"
 _READ_CHUNK = 1024**2

@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from autograder.truncation import keep_ends
+
 # torch and safetensors are imported where tensors are encoded or decoded, not here: the grader starts its
 # worker with this module loaded and before it imports torch itself, so that the two imports overlap.
 if TYPE_CHECKING:
@@ -112,7 +114,7 @@ def truncate(text: str, limit: int = TEXT_LIMIT) -> str:
         return text
     head = limit * 3 // 4
     tail = limit - head
-    return f"{text[:head]}\n[... {len(text) - limit} characters truncated]\n{text[-tail:]}"
+    return keep_ends(text, head, tail, f"\n[... {len(text) - limit} characters truncated]\n")
 
 
 def encode_message(message: dict[str, Any]) -> bytes:

@@ -59,7 +59,7 @@ CAPTURE_CHARS = 64 * 1024
 _PROBES_AT_START = dict(PROBES)
 
 
-class _Capture(io.TextIOBase):
+class _PrintedOutput(io.TextIOBase):
     """A text stream that keeps the first CAPTURE_CHARS characters written since the last `take()`."""
 
     def __init__(self) -> None:
@@ -189,7 +189,7 @@ class WorkerState:
 class Server:
     """The request loop: one response per request, written whole to the private protocol descriptor."""
 
-    def __init__(self, requests: BinaryIO, responses: BinaryIO, capture: _Capture, max_bytes: int) -> None:
+    def __init__(self, requests: BinaryIO, responses: BinaryIO, capture: _PrintedOutput, max_bytes: int) -> None:
         self.requests = requests
         self.responses = responses
         self.capture = capture
@@ -255,7 +255,7 @@ def main() -> None:
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)
-    capture = _Capture()
+    capture = _PrintedOutput()
     sys.stdout = sys.stderr = capture
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
     max_bytes = int(os.environ.get("PS7_WORKER_MAX_RESPONSE", MAX_RESPONSE_BYTES))

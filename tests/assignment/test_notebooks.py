@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TARGETS, TEMPLATE_NOTEBOOK, find_drift
-from autograder.assignment.source import BEGIN, END, TEMPLATE, read_cells, render
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TARGETS, TEMPLATE_NOTEBOOK, find_drift
+from autograder.assignment.source import BEGIN, END, REPO_ROOT, TEMPLATE, read_source_cells, render
 
 REPORT_KEYS = ("method 1 accuracy", "method 2 accuracy", "method 3 accuracy", "CLIP accuracy")
 GRADED_NAMES = ("Encoder", "Decoder", "train_ae", "train_classifier", "ProjectionHead", "CLIPModel", "retrieve_images")
@@ -103,7 +103,7 @@ def test_template_bodies_raise_and_reference_bodies_do_not():
 
 
 def test_template_shows_no_solution_line():
-    for cell in read_cells():
+    for cell in read_source_cells():
         template_lines = {line.strip() for line in render(cell.text, solution=False).splitlines()}
         in_solution = False
         for line in cell.text.splitlines():

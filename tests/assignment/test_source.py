@@ -2,7 +2,7 @@
 
 import pytest
 
-from autograder.assignment.source import SourceError, provided_code, read_cells, render
+from autograder.assignment.source import SourceError, provided_code, read_source_cells, render
 
 
 def test_region_becomes_todo_and_raise_in_template():
@@ -38,7 +38,7 @@ def test_cells_kinds_tags_and_markdown(tmp_path):
         "# header ignored\n# %% [markdown]\n# # Title\n#\n# text\n"
         '# %% tags=["provided"]\nimport os\n# %%\nprint(1)\n'
     )
-    cells = read_cells(source)
+    cells = read_source_cells(source)
     assert [(c.kind, c.tags) for c in cells] == [("markdown", ()), ("code", ("provided",)), ("code", ())]
     assert cells[0].text == "# Title\n\ntext"
     assert provided_code(source) == "import os"
@@ -48,7 +48,7 @@ def test_markdown_line_without_comment_prefix_names_the_cell(tmp_path):
     source = tmp_path / "src.py"
     source.write_text("# %% [markdown]\n# fine\nnot a comment\n")
     with pytest.raises(SourceError, match="line 1"):
-        read_cells(source)
+        read_source_cells(source)
 
 
 def test_include_inlines_module_code_without_docstring(tmp_path, monkeypatch):
@@ -60,11 +60,11 @@ def test_include_inlines_module_code_without_docstring(tmp_path, monkeypatch):
     monkeypatch.setattr(source_module, "PACKAGE_ROOT", package)
     source = tmp_path / "src.py"
     source.write_text('# %% tags=["provided"]\n# INCLUDE pkg/helper.py\nY = X\n')
-    assert read_cells(source)[0].text == "import os\n\nX = 1\nY = X"
+    assert read_source_cells(source)[0].text == "import os\n\nX = 1\nY = X"
 
 
 def test_include_of_a_missing_file_is_an_error(tmp_path):
     source = tmp_path / "src.py"
     source.write_text('# %% tags=["provided"]\n# INCLUDE nowhere/missing.py\n')
     with pytest.raises(SourceError, match="missing.py"):
-        read_cells(source)
+        read_source_cells(source)

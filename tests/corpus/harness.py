@@ -18,10 +18,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.assignment.build import REFERENCE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.grading import grade
 from autograder.grading.grade import SUITE_DIR
 from autograder.results.gradescope import SCORE_DIGITS
+from autograder.results.numbers import component_of
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,6 @@ def _apply_together(mutants: list[Mutant]) -> bool:
     except AssertionError:
         return False
     return True
-
-
-def component_of(number: str) -> str:
-    return ".".join(number.split(".")[:3])
 
 
 def graded(path: Path, results: Path, **options: object) -> dict:

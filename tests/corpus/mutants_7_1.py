@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import nbformat
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.assignment.build import REFERENCE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from tests.corpus.harness import Mutant, Variant
 
 ENCODER_FORWARD = """        x = F.relu(self.conv1(x))

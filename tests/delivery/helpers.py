@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from autograder.assignment.build import REPO_ROOT
+from autograder.assignment.source import REPO_ROOT
 
 
 def build_with_cli(out: Path, *options: str) -> Path:

@@ -15,17 +15,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
-from autograder.delivery.batch import (
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
+from autograder.delivery.batch import GRADER_ERROR, OK, BatchError, BatchSubmission, Outcome, find_submissions
+from autograder.delivery.scores import (
     BAR_COLOR,
-    GRADER_ERROR,
-    OK,
-    BatchError,
-    Outcome,
-    Submission,
     Submitter,
     component_of,
-    find_submissions,
     read_results,
     read_roster,
     write_csv,
@@ -148,9 +144,9 @@ def test_csv_rows_join_the_roster_and_carry_the_measured_accuracies(tmp_path):
     third = _results(("7.1.3.3", 0.0, 0.5, {"Method I": 0.1}), ("7.2.1.1", 1.0, 1.0, None))
     third["tests"][0]["output"] = "did not finish: the grade's time limit of 15 min was reached"
     outcomes = [
-        Outcome(Submission("submission_1", tmp_path), OK, results=first),
-        Outcome(Submission("submission_3", tmp_path), OK, results=third),
-        Outcome(Submission("late.ipynb", tmp_path), GRADER_ERROR, reason="the grader exited with status 3"),
+        Outcome(BatchSubmission("submission_1", tmp_path), OK, results=first),
+        Outcome(BatchSubmission("submission_3", tmp_path), OK, results=third),
+        Outcome(BatchSubmission("late.ipynb", tmp_path), GRADER_ERROR, reason="the grader exited with status 3"),
     ]
     write_csv(outcomes, tmp_path / "scores.csv", roster)
     columns, rows = read_csv(tmp_path / "scores.csv")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.delivery.executors import (
     PRIVATE_PREFIX,
     DevicePool,

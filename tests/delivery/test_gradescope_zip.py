@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.delivery.gradescope_zip import CONFIG_NAME, ZipError, build_zip
 from tests.delivery.helpers import build_with_cli, unpack
 from tests.results.test_schema import load_valid

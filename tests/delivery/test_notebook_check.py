@@ -18,7 +18,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.delivery.student_package import CHECKS_URL_PLACEHOLDER, StudentPackageError, template_text
 from autograder.notebook import ADVISORY
 

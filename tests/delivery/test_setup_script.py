@@ -13,7 +13,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from autograder.delivery.gradescope_zip import REPO_ROOT, build_zip
+from autograder.assignment.source import REPO_ROOT
+from autograder.delivery.gradescope_zip import build_zip
 from tests.delivery.helpers import unpack
 
 FLICKR = "https://example.org/flickr8k.zip"

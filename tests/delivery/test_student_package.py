@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
-from autograder.assignment.source import BEGIN, SOURCE_FILE, provided_code
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from autograder.assignment.source import BEGIN, REPO_ROOT, SOURCE_FILE, provided_code
 from autograder.cli import STUDENT_COMMANDS, build_parser
 from autograder.delivery.student_package import (
     DISCLOSED,

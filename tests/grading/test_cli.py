@@ -10,7 +10,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.grading.grade import TOTAL_POINTS
 from autograder.results import load_results
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.grading import grade
 from autograder.grading.grade import TOTAL_POINTS
 from autograder.profiles.profile import load_profile

@@ -7,7 +7,8 @@ import json
 import nbformat
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.grading import find_submission, grade
 from autograder.grading.grade import suite_arguments
 from autograder.grading.plugin import GradingPlugin

@@ -6,7 +6,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.assignment.build import REFERENCE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.grading import grade
 from autograder.suites.reports import AmbiguousReport, report_lines, reported
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.assignment.build import REFERENCE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from tests.results.test_schema import load_valid
 
 SCRIPT = REPO_ROOT / "run_autograder"

@@ -8,8 +8,8 @@ import json
 import nbformat
 from nbformat.v4 import new_code_cell
 
-from autograder.assignment.build import REPO_ROOT, TEMPLATE_NOTEBOOK
-from autograder.assignment.source import read_cells, render
+from autograder.assignment.build import TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT, read_source_cells, render
 from autograder.grading import grade
 from autograder.results.gradescope import from_markdown
 from tests.corpus.harness import explain, scores_by_component
@@ -70,7 +70,7 @@ def student_notebook(path):
     """The template with every graded cell filled (the reference's code for the components not under test),
     the three method cells' flags set, and the student's own top-level helper cells."""
     notebook = nbformat.read(REPO_ROOT / TEMPLATE_NOTEBOOK, as_version=4)
-    solutions = iter(render(cell.text, solution=True) for cell in read_cells() if "graded" in cell.tags)
+    solutions = iter(render(cell.text, solution=True) for cell in read_source_cells() if "graded" in cell.tags)
     cells = []
     for cell in notebook.cells:
         if cell.cell_type == "code" and "graded" in cell.metadata.get("tags", []):

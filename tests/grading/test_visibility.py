@@ -11,7 +11,8 @@ import sys
 
 import nbformat
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.assignment.build import REFERENCE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.grading import grade
 from autograder.results.gradescope import from_markdown
 from tests.results.test_schema import load_valid

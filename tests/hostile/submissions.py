@@ -16,7 +16,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT, TEMPLATE_NOTEBOOK
+from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 
 ENCODER_CELL = "class Encoder("
 DECODER_CELL = "class Decoder("

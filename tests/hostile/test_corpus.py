@@ -97,7 +97,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.assignment.build import REFERENCE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.results.gradescope import from_markdown
 from autograder.worker.confinement import unavailable_reason
 from autograder.worker.deadline import DEADLINE_ENVIRONMENT

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.assignment.build import REFERENCE_NOTEBOOK, REPO_ROOT
+from autograder.assignment.build import REFERENCE_NOTEBOOK
+from autograder.assignment.source import REPO_ROOT
 from autograder.ingest import IngestError, ingest, read_cells
 
 

@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from autograder.ingest import CellRef, IngestError, Limits, SourceCell, extract, ingest
+from autograder.ingest import CellRef, IngestError, ParseLimits, SourceCell, extract, ingest
 
 ENCODER_CELL = """\
 class Encoder(nn.Module):
@@ -182,11 +182,11 @@ def test_pathological_cells_get_a_clear_per_cell_message(source, message):
 
 def test_limits_on_cells_and_source_size():
     with pytest.raises(IngestError, match="has 4 code cells; at most 3"):
-        extract(["x = 1"] * 4, limits=Limits(max_cells=3))
+        extract(["x = 1"] * 4, limits=ParseLimits(max_cells=3))
     with pytest.raises(IngestError, match="at most 10 are accepted"):
-        extract(["x = 12345", "y = 12345"], limits=Limits(max_total_chars=10))
+        extract(["x = 12345", "y = 12345"], limits=ParseLimits(max_total_chars=10))
     long_cell = "B = '" + "b" * 100 + "'"
-    submission = extract(["A = 1", long_cell], limits=Limits(max_cell_chars=50))
+    submission = extract(["A = 1", long_cell], limits=ParseLimits(max_cell_chars=50))
     assert list(submission.definitions) == ["A"]
     expected = f"cell 2: cell is too long ({len(long_cell)} characters; the limit is 50) (cell skipped)"
     assert submission.diagnostics == [expected]

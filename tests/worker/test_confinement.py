@@ -22,7 +22,8 @@ import pytest
 from autograder.ingest.extract import extract
 from autograder.worker.client import Worker
 from autograder.worker.confinement import Confinement, unavailable_reason
-from autograder.worker.sandbox import Limits, run_sandboxed
+from autograder.worker.limits import Limits
+from tests.worker.oneshot import run_sandboxed
 
 PROBLEM = unavailable_reason()
 needs_namespaces = pytest.mark.skipif(PROBLEM is not None, reason=f"no namespaces here: {PROBLEM}")

@@ -27,7 +27,7 @@ from autograder.worker.protocol import (
     observation_from_response,
     truncate,
 )
-from autograder.worker.server import CAPTURE_CHARS, Server, _Capture
+from autograder.worker.server import CAPTURE_CHARS, Server, _PrintedOutput
 
 
 def test_message_round_trip_keeps_values_and_is_one_line():
@@ -155,7 +155,7 @@ def test_truncate_keeps_the_start_and_the_end():
 def _serve(lines: list[dict], max_bytes: int = 1 << 20) -> list[dict]:
     requests = io.BytesIO(b"".join(encode_message(line) for line in lines))
     responses = io.BytesIO()
-    Server(requests, responses, _Capture(), max_bytes).serve()
+    Server(requests, responses, _PrintedOutput(), max_bytes).serve()
     return [json.loads(line) for line in responses.getvalue().splitlines()]
 
 
@@ -176,7 +176,7 @@ def test_server_answers_each_request_by_id_and_refuses_misuse():
 
 
 def test_server_replaces_an_oversized_response_with_an_error():
-    server = Server(io.BytesIO(), io.BytesIO(), _Capture(), max_bytes=200)
+    server = Server(io.BytesIO(), io.BytesIO(), _PrintedOutput(), max_bytes=200)
     server.send({"id": 9, "ok": True, "data": {"big": "x" * 1000}})
     answer = json.loads(server.responses.getvalue())
     assert answer["id"] == 9 and answer["ok"] is False and "too large" in answer["error"]
@@ -184,7 +184,7 @@ def test_server_replaces_an_oversized_response_with_an_error():
 
 
 def test_capture_keeps_a_bounded_amount_of_output():
-    capture = _Capture()
+    capture = _PrintedOutput()
     capture.write("a" * (CAPTURE_CHARS + 500))
     text = capture.take()
     assert text.startswith("a" * 100) and text.endswith("[... 500 more characters not kept]")

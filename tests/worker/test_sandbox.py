@@ -16,15 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder.worker import sandbox
-from autograder.worker.sandbox import (
-    Limits,
-    SandboxUser,
-    ensure_sandbox_user,
-    kill_user_processes,
-    run_sandboxed,
-    start_sandboxed,
-)
+from autograder.worker import spawn, users
+from autograder.worker.limits import Limits
+from autograder.worker.sandbox import start_sandboxed
+from autograder.worker.users import SandboxUser, ensure_sandbox_user, kill_user_processes
+from tests.worker.oneshot import run_sandboxed
 
 MiB = 1024**2
 FAST = Limits(wall_seconds=20, cpu_seconds=20, memory_bytes=1024 * MiB, output_bytes=1 * MiB)
@@ -57,7 +53,7 @@ def gone_soon(pid: int, seconds: float = 3.0) -> bool:
 
 
 def private_dirs() -> set[str]:
-    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith(sandbox.PRIVATE_DIR_PREFIX)}
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith(spawn.PRIVATE_DIR_PREFIX)}
 
 
 def test_normal_run_captures_both_streams():
@@ -180,7 +176,7 @@ def test_environment_is_scrubbed(monkeypatch):
     assert env["PS7_EXTRA"] == "1"
     assert env["HOME"] == env["TMPDIR"] == seen["cwd"]
     assert env["PYTHONHASHSEED"] == "0" and env["LC_ALL"] == "C.UTF-8"
-    allowed = set(sandbox.INHERITED_ENV) | set(sandbox.FIXED_ENV) | {"HOME", "TMPDIR", "TMP", "TEMP", "PS7_EXTRA"}
+    allowed = set(spawn.INHERITED_ENV) | set(spawn.FIXED_ENV) | {"HOME", "TMPDIR", "TMP", "TEMP", "PS7_EXTRA"}
     assert set(env) <= allowed
 
 
@@ -200,7 +196,7 @@ def test_private_working_directory_is_0700_and_removed():
     workdir, mode, file_mode = result.stdout.decode().split()
     assert mode == "0o700"
     assert file_mode == "0o600"  # umask 077: what the child writes is private too
-    assert Path(workdir).name.startswith(sandbox.PRIVATE_DIR_PREFIX)
+    assert Path(workdir).name.startswith(spawn.PRIVATE_DIR_PREFIX)
     assert Path(workdir) != Path.cwd()
     assert not Path(workdir).exists()
 
@@ -299,7 +295,7 @@ def test_persistent_worker_kill_removes_its_helpers():
 
 
 def test_no_user_without_root(monkeypatch):
-    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(spawn.os, "geteuid", lambda: 1000)
     assert ensure_sandbox_user(TEST_USER) is None
     with pytest.raises(PermissionError, match="needs root"):
         run_sandboxed(py("pass"), FAST, user=SandboxUser(TEST_USER, 12345, 12345))
@@ -467,7 +463,7 @@ def test_killed_processes_zombies_are_reaped_before_the_user_is_used_again(user,
         assert parent.stdout.readline() == b"forked\n"
         kill_user_processes(user)
         assert parent.wait(timeout=5) == -signal.SIGKILL
-        assert sandbox.unreaped_zombies(user) <= sandbox.ZOMBIES_TOLERATED
+        assert users.unreaped_zombies(user) <= users.ZOMBIES_TOLERATED
         fork_many = (
             "import os, time\n"
             "count = 0\n"

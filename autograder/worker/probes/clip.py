@@ -5,6 +5,9 @@ head (`_standard_heads`), so a wrong `ProjectionHead` costs points in 7.2.1 only
 fixed features fed through stub encoders, so the trusted suite can recompute the symmetric InfoNCE from
 the same numbers; `retrieve_images` gets a stub model whose query embedding the suite knows. The training
 run returns weights only, which the trusted side evaluates (`autograder.grading.trained`).
+
+Over 400 lines on purpose: the probes of part 7.2 (projection head, CLIP model and loss, retrieval) and its
+training run share the stub encoders and the standard heads defined here.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.assignment.build import REPO_ROOT
+from autograder.assignment.source import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "student_template" / "ps7.ipynb"
 FOLDER = Path(__file__).resolve().parent
