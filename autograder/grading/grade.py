@@ -119,7 +119,7 @@ def grade(
     results_path: str | os.PathLike[str],
     *,
     profile: str = "synthetic",
-    suite: str = "public",
+    suite: str = "all",
     only: str | None = None,
     training: bool | str = True,
     html: str | os.PathLike[str] | None = None,
@@ -127,7 +127,7 @@ def grade(
     verbose: bool = False,
 ) -> Results:
     """Grade one submission (a file, or a folder searched for one) into `results_path` and return the
-    results. `suite` "public" runs the visible tests, "all" adds the hidden ones; `only` keeps one
+    results. `suite` "all" (the CLI's default too) runs every test, "public" the visible ones only; `only` keeps one
     component ("7.1.1") or part ("7.1"); `training` False leaves out the tests that train on the profile's
     budget, a component ("7.1.3") keeps only that component's (the corpus tests use both, to train only
     where a bug can show); `html` also writes the

@@ -34,7 +34,7 @@ from autograder.assignment.namespace import reference_namespace
 from autograder.profiles.prepare import PreparedPaths, prepare
 from autograder.profiles.profile import Budgets, Profile, load_profile, write_profile
 from autograder.training import runs
-from autograder.training.probe import accuracy, probe_accuracy
+from autograder.training.probe import accuracy, fit_and_score
 
 METRICS = ("method1", "method2", "method3", "clip")
 
@@ -60,7 +60,7 @@ def reference_accuracies(
         return result
 
     def probed(features: dict) -> float:
-        return probe_accuracy(
+        return fit_and_score(
             features["train"], labels["train"], features["test"], labels["test"], budgets.probe_epochs, seed, batch
         )
 

@@ -30,7 +30,7 @@ from autograder.ingest.extract import Submission
 from autograder.profiles.prepare import PreparedPaths
 from autograder.profiles.profile import Profile, load_profile
 from autograder.results.figures import Figures
-from autograder.training.probe import probe_accuracy as fit_and_score
+from autograder.training.probe import fit_and_score
 from autograder.training.runs import RunData
 from autograder.worker.client import Worker
 from autograder.worker.protocol import Observation

@@ -35,7 +35,7 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(dim=1) == labels).float().mean().item()
 
 
-def probe_accuracy(
+def fit_and_score(
     train: torch.Tensor,
     train_labels: torch.Tensor,
     test: torch.Tensor,

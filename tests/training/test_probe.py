@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from autograder.training.probe import accuracy, probe_accuracy
+from autograder.training.probe import accuracy, fit_and_score
 
 
 def features(count: int, informative: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,13 +18,13 @@ def features(count: int, informative: bool, seed: int) -> tuple[torch.Tensor, to
 def test_probe_finds_linearly_separable_classes():
     train, train_labels = features(600, True, 0)
     test, test_labels = features(300, True, 1)
-    assert probe_accuracy(train, train_labels, test, test_labels, epochs=30, seed=0) > 0.9
+    assert fit_and_score(train, train_labels, test, test_labels, epochs=30, seed=0) > 0.9
 
 
 def test_probe_is_at_chance_without_signal():
     train, train_labels = features(600, False, 0)
     test, test_labels = features(300, False, 1)
-    assert probe_accuracy(train, train_labels, test, test_labels, epochs=30, seed=0) < 0.25
+    assert fit_and_score(train, train_labels, test, test_labels, epochs=30, seed=0) < 0.25
 
 
 def test_accuracy_counts_argmax_hits():
