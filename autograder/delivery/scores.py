@@ -171,7 +171,7 @@ def histogram_path(csv_path: Path) -> Path:
     return csv_path.with_name(f"{csv_path.stem}-histogram.png")
 
 
-def _number(value: float) -> str:
+def _formatted(value: float) -> str:
     return format(round(value, 6), "g")
 
 
@@ -221,9 +221,9 @@ def write_csv(outcomes: Sequence[Outcome], path: Path, roster: Mapping[str, Sequ
                 scores = component_scores(outcome.results)
                 maximum = maximum_score(outcome.results)
                 measured = accuracies(outcome.results)
-                row += [_number(total_score(outcome.results)), _number(maximum)]
-                row += [_number(scores.get(component, 0.0)) for component in components]
-                row += [_number(measured[measure]) if measure in measured else "" for measure in measures]
+                row += [_formatted(total_score(outcome.results)), _formatted(maximum)]
+                row += [_formatted(scores.get(component, 0.0)) for component in components]
+                row += [_formatted(measured[measure]) if measure in measured else "" for measure in measures]
             writer.writerow([*row, outcome.reason or deadline_note(outcome.results)])
 
 
@@ -253,10 +253,10 @@ def write_histogram(totals: Iterable[float], path: Path, *, top: float | None = 
             axes.legend(fontsize=13, loc="upper left")
         mean = f", mean {statistics.fmean(values):.2f}" if values else ""
         axes.set_title(f"Total scores of {len(values)} graded submissions{mean}", fontsize=18)
-        axes.set_xlabel(f"total score (out of {_number(top)})", fontsize=15)
+        axes.set_xlabel(f"total score (out of {_formatted(top)})", fontsize=15)
         axes.set_ylabel("submissions", fontsize=15)
         axes.set_xlim(0, top)
-        axes.set_xticks([top * tick / 10 for tick in range(11)], [_number(top * tick / 10) for tick in range(11)])
+        axes.set_xticks([top * tick / 10 for tick in range(11)], [_formatted(top * tick / 10) for tick in range(11)])
         axes.set_ylim(0, max(counts + [1]) * 1.15)
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.tick_params(labelsize=13)

@@ -190,9 +190,9 @@ class Results:
         try:
             return cls(
                 tests=tests,
-                score=_number(document["score"], f"{source}: score") if "score" in document else None,
+                score=_checked_number(document["score"], f"{source}: score") if "score" in document else None,
                 execution_time=(
-                    _number(document["execution_time"], f"{source}: execution_time")
+                    _checked_number(document["execution_time"], f"{source}: execution_time")
                     if "execution_time" in document
                     else None
                 ),
@@ -423,7 +423,7 @@ def _check_choice(what: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def _number(value: object, where: str) -> float:
+def _checked_number(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{where} must be a number, got {value!r}")
     return float(value)
@@ -442,8 +442,8 @@ def _string(value: object, where: str) -> str:
 def _test_from_dict(entry: object, where: str, output_format: str = _TEXT_FORMAT) -> TestResult:
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
-    score = _number(entry.get("score", 0.0), f"{where}.score")
-    max_score = _number(entry.get("max_score", score), f"{where}.max_score")
+    score = _checked_number(entry.get("score", 0.0), f"{where}.score")
+    max_score = _checked_number(entry.get("max_score", score), f"{where}.max_score")
     status = entry.get("status", "passed" if score >= max_score else "failed")
     tags = entry.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):

@@ -136,7 +136,7 @@ def _patterns(subject: str) -> _Patterns:
 _ACCURACY_LINE = _compile(rf"{_LEAD}{_ACCURACY_WORDS}{_QUALIFIER}{_AROUND}{_SEPARATOR}(?P<rest>.*)$")
 
 
-def _number(text: str, *, at_start: bool = False, percent: bool = False) -> tuple[str, float] | None:
+def _number_in(text: str, *, at_start: bool = False, percent: bool = False) -> tuple[str, float] | None:
     """The first number of `text` (at its very start, decoration aside, when `at_start`) as written and as a
     fraction; `percent` reads a number without "%" as a percentage (a table header said "%")."""
     if at_start:
@@ -189,7 +189,7 @@ def _table_answers(rows: list[str], subject: str, patterns: _Patterns) -> list[R
                 continue
             for column in columns:
                 if column < len(cells):
-                    found.append(_line(row, _number(cells[column], percent="%" in header[column])))
+                    found.append(_line(row, _number_in(cells[column], percent="%" in header[column])))
         return found
     subject_columns = [index for index, cell in enumerate(header) if index and patterns.cell.match(cell)]
     for row in body:
@@ -197,7 +197,7 @@ def _table_answers(rows: list[str], subject: str, patterns: _Patterns) -> list[R
         if cells and "acc" in cells[0].lower():
             for column in subject_columns:
                 if column < len(cells):
-                    found.append(_line(row, _number(cells[column], percent="%" in cells[0])))
+                    found.append(_line(row, _number_in(cells[column], percent="%" in cells[0])))
     return found
 
 
@@ -228,7 +228,7 @@ def _cell_answers(cell: str, subject: str, patterns: _Patterns) -> list[ReportLi
         match = patterns.named.match(line) or patterns.accuracy_of.match(line)
         if match is not None:
             loose = match.re is patterns.accuracy_of or bool(match.groupdict().get("accuracy"))
-            number = _number(match.group("rest"), at_start=not loose)
+            number = _number_in(match.group("rest"), at_start=not loose)
             if number is not None or loose:
                 found.append(_line(line, number))
                 under_heading = False
@@ -242,7 +242,7 @@ def _cell_answers(cell: str, subject: str, patterns: _Patterns) -> list[ReportLi
         if under_heading:
             accuracy = _ACCURACY_LINE.match(line)
             if accuracy is not None:
-                found.append(_line(line, _number(accuracy.group("rest"))))
+                found.append(_line(line, _number_in(accuracy.group("rest"))))
     return found
 
 

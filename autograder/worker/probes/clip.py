@@ -88,7 +88,7 @@ def _grad_norm(parameter: torch.Tensor) -> float | None:
     return None if parameter.grad is None else float(parameter.grad.norm())
 
 
-def _number(value: object) -> float | None:
+def _as_float(value: object) -> float | None:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return float(value.detach())
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -208,7 +208,7 @@ def clip_structure(ctx: ProbeContext, temperature: float, seed: int = 0) -> dict
         "encoders": encoders,
         "heads": heads,
         "has_temperature": hasattr(model, "temperature"),
-        "temperature": _number(getattr(model, "temperature", None)),
+        "temperature": _as_float(getattr(model, "temperature", None)),
         "image_embedding": setup.image_embedding,
         "text_embedding": setup.text_embedding,
     }
