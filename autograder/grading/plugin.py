@@ -20,7 +20,7 @@ from autograder.profiles.profile import load_profile
 from autograder.profiles.timing import training_test_seconds, worker_limits
 from autograder.results import numbers
 from autograder.results.figures import Figures
-from autograder.results.plugin import DID_NOT_FINISH, LISTED_AT, get_plugin
+from autograder.results.plugin import DID_NOT_FINISH, LISTED_AT, declared_spec, get_plugin
 from autograder.worker.client import Worker
 from autograder.worker.deadline import Deadline
 
@@ -30,30 +30,17 @@ _OUTPUT_LINES = 20
 OWN_PART_COMPONENTS = ("7.1.1", "7.1.2", "7.2.1")
 
 
-def _visibility(item: pytest.Item) -> str:
-    marker = item.get_closest_marker("visibility")
-    return str(marker.args[0]) if marker is not None and marker.args else "visible"
-
-
-def _number(item: pytest.Item) -> str:
-    marker = item.get_closest_marker("number")
-    return str(marker.args[0]) if marker is not None and marker.args else ""
-
-
 def matches_component(item: pytest.Item, component: str) -> bool:
     """A test belongs to component "7.1.3" when its number is "7.1.3" or "7.1.3.x", or its name starts
     with "7.1.3 "."""
-    return numbers.within(_number(item), component) or _name(item).startswith(component + " ")
+    spec = declared_spec(item)
+    return numbers.within(spec.number, component) or spec.name.startswith(component + " ")
 
 
 def component_of(item: pytest.Item) -> str:
     """The component a test grades ("7.1.3" for test 7.1.3.2 or a test named "7.1.3 ..."), else its node id."""
-    return numbers.component_of(_number(item)) or numbers.component_of(_name(item)) or item.nodeid
-
-
-def _name(item: pytest.Item) -> str:
-    """The test's docstring, whose first line is its name ("7.1.3 train_ae: ...")."""
-    return (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
+    spec = declared_spec(item)
+    return numbers.component_of(spec.number) or numbers.component_of(spec.name) or item.nodeid
 
 
 def _own_timeout(item: pytest.Item) -> float:
@@ -131,7 +118,7 @@ class GradingPlugin:
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         keep, drop = [], []
         for item in items:
-            wanted = self.suite == "all" or _visibility(item) == "visible"
+            wanted = self.suite == "all" or declared_spec(item).visibility == "visible"
             if self.only:
                 wanted = wanted and matches_component(item, self.only)
             if self.training is not True and item.get_closest_marker("training") is not None:
