@@ -19,6 +19,8 @@ PARAMETERS = 42_156
 RANGE_SCALE = 20.0  # inputs far from zero: a missing final ReLU gives clearly negative features
 TOLERANCE = 1e-5
 
+LEAKY_SLOPE = 0.02  # a LeakyReLU (slope 0.01 by default) keeps negatives at most this fraction of the largest
+
 pytestmark = pytest.mark.tags("7.1", "autoencoder")
 
 
@@ -89,9 +91,15 @@ def test_encoder_output_is_non_negative(observe, computes_its_layers):
     """7.1.1 Encoder: features are non-negative (a ReLU after every convolution, the last one too)"""
     observed = observe("forward_shape", name="Encoder", input_shape=[2, 3, 64, 64], scale=RANGE_SCALE).data
     assert observed["finite"], "expected finite features; observed NaN or infinite values"
+    leaky = observed["min"] < 0 and -observed["min"] <= LEAKY_SLOPE * max(observed["max"], 0.0)
+    cause = (
+        "negative values this small beside the largest look like a LeakyReLU's: use ReLU (F.relu or nn.ReLU)"
+        if leaky
+        else "is the ReLU after the last convolution missing?"
+    )
     assert observed["min"] >= 0, (
         f"expected non-negative features (a ReLU after every convolution, the last one too); observed a minimum "
-        f"of {observed['min']:.4g}: is the ReLU after the last convolution missing?"
+        f"of {observed['min']:.4g}: {cause}"
     )
     confirm(computes_its_layers())
 

@@ -81,13 +81,15 @@ def training_tests() -> dict[str, list[str]]:
 @dataclass(frozen=True)
 class Mutant:
     """`replacements`: (old, new) pairs, each `old` found exactly once in the reference's code cells;
-    `failing`: the test numbers that must fail; `breaks_learning`: the bug shows only in training tests."""
+    `failing`: the test numbers that must fail; `breaks_learning`: the bug shows only in training tests;
+    `only_these`: no other test of its component may fail (a bug that must cost exactly those points)."""
 
     name: str
     component: str
     replacements: list[tuple[str, str]]
     failing: list[str]
     breaks_learning: bool = False
+    only_these: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,10 @@ def check_mutant(mutant: Mutant, folder: Path, family: list[Mutant]) -> None:
     assert set(mutant.failing) <= ran, f"{mutant.name} names tests that did not run: {set(mutant.failing) - ran}"
     missed = set(mutant.failing) - failed_numbers(document)
     assert not missed, f"{mutant.name}{context}: expected {sorted(missed)} to fail:\n{explain(document)}"
+    if mutant.only_these:
+        extra = {number for number in failed_numbers(document) if number.startswith(mutant.component + ".")}
+        extra -= set(mutant.failing)
+        assert not extra, f"{mutant.name}{context} also cost {sorted(extra)}:\n{explain(document)}"
     score, maximum = scores[mutant.component]
     assert score < component_points()[mutant.component] and score < maximum, f"{mutant.name} was not caught"
 

@@ -53,6 +53,15 @@ MUTANTS = [
         [("nn.Conv2d(24, 48,", "nn.Conv2d(24, 32,"), ("nn.Conv2d(48, 24,", "nn.Conv2d(32, 24,")],
         ["7.1.1.1", "7.1.1.3", "7.1.1.5"],
     ),
+    # The structure tests confirm the layers with any common activation, LeakyReLU included: only the range and
+    # the function tests may cost points.
+    Mutant(
+        "encoder-leaky-relu",
+        "7.1.1",
+        [(ENCODER_FORWARD, ENCODER_FORWARD.replace("F.relu(", "F.leaky_relu("))],
+        ["7.1.1.4", "7.1.1.5"],
+        only_these=True,
+    ),
     Mutant(
         "encoder-no-final-relu",
         "7.1.1",

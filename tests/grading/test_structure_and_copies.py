@@ -33,6 +33,12 @@ def test_the_layers_own_function_is_confirmed_and_anything_else_is_not():
         output = decoder(z)
     weights = _weights(decoder)
     assert convolutions_problem(Observation(ok=True, tensors={"output": output}), weights, z, True, "Decoder") is None
+    leaky = z
+    for index in range(4):
+        leaky = torch.nn.functional.leaky_relu(
+            torch.nn.functional.conv_transpose2d(leaky, weights[f"{index}.weight"], weights[f"{index}.bias"], 2, 1)
+        )
+    assert convolutions_problem(Observation(ok=True, tensors={"output": leaky}), weights, z, True, "Decoder") is None
     flattened = Observation(ok=True, tensors={"output": output.flatten(start_dim=1)})
     assert convolutions_problem(flattened, weights, z, True, "Decoder") is None
     made_up = Observation(ok=True, tensors={"output": torch.rand_like(output)})
