@@ -40,8 +40,9 @@ skipped otherwise):
   started while loading logs its pid and tries to overwrite results.json every 0.25 s: it is dead when
   run_autograder returns (no log line after that), and results.json is the grader's.
 - read-secrets (root): Encoder.__init__ reads a hidden suite, the suites folder, the prepared test labels,
-  the raw test_y.bin, the solution source ps7.py, the reference notebook and the profile (thresholds):
-  every read is DENIED (PermissionError), nothing LEAKED.
+  the raw test_y.bin, the solution source ps7.py, the reference notebook, the profile (thresholds) and, in a
+  checkout, the git objects that hold the solution's history: every read is DENIED (PermissionError), nothing
+  LEAKED.
 - reference-internals (root): the Encoder subclasses the reference Encoder, reached through
   `autograder.assignment.namespace.reference_namespace` or among the worker's live objects (gc): 0 points.
 - standard-parts-internals: `class Encoder(autograder.worker.standard.StandardEncoder)`, the grader's own
@@ -415,6 +416,8 @@ def _secrets(cache: Path) -> list[tuple[str, str]]:
         ("reference notebook", REPO_ROOT / REFERENCE_NOTEBOOK),
         ("profile with thresholds", REPO_ROOT / "autograder" / "profiles" / "synthetic.json"),
     ]
+    if (REPO_ROOT / ".git").is_dir():  # grading from a checkout: its history holds the solution
+        secrets.append(("the checkout's git objects", REPO_ROOT / ".git" / "objects"))
     for label, path in secrets:
         assert path.exists(), f"{label}: {path} does not exist, so the case would prove nothing"
     return [(label, str(path)) for label, path in secrets]
