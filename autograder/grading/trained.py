@@ -168,12 +168,6 @@ def largest_change(run: TrainedRun, initial: Architecture, prefix: str) -> float
     )
 
 
-def encoder_change_from_initialisation(run: TrainedRun, seed: int) -> float:
-    """How far the trained encoder is from the standard encoder initialised under `seed` (as the worker's
-    Method III run initialises it)."""
-    return largest_change(run, initialised(classifier_architecture, seed), "encoder")
-
-
 @torch.no_grad()
 def reconstruction_error(autoencoder: nn.Module, images: torch.Tensor) -> float:
     """The mean squared error of an autoencoder's reconstructions of uint8 images, as `train_ae` minimises it."""
