@@ -343,8 +343,9 @@ def _prefixed(prefix, module):
     return {f"{prefix}.{key}": value for key, value in module.state_dict().items()}
 
 
-def _untrained_autoencoder(ctx, **kwargs):
-    return {"losses": [0.01], **_prefixed("autoencoder", _base.standard().StandardAutoencoder())}
+def _untrained_autoencoder(ctx, seed, **kwargs):
+    [model] = _seeded(seed, _base.standard().StandardAutoencoder)
+    return {"losses": [0.01], **_prefixed("autoencoder", model)}
 
 
 def _untrained_classifier(ctx, **kwargs):
