@@ -169,6 +169,20 @@ def largest_change(run: TrainedRun, initial: Architecture, prefix: str) -> float
 
 
 @torch.no_grad()
+def kinship(trained: nn.Module, initial: nn.Module) -> float:
+    """How surely `trained` started from `initial`: the smallest, over the weight matrices and kernels, of their
+    cosine similarity in units of its spread between independent draws (1/sqrt(number of weights)). Training
+    moves weights a little from where they started; two independent initialisations score about N(0, 1)."""
+    start = dict(initial.named_parameters())
+    return min(
+        float(nn.functional.cosine_similarity(value.cpu().flatten(), start[name].flatten(), dim=0))
+        * math.sqrt(value.numel())
+        for name, value in trained.named_parameters()
+        if value.dim() > 1
+    )
+
+
+@torch.no_grad()
 def reconstruction_error(autoencoder: nn.Module, images: torch.Tensor) -> float:
     """The mean squared error of an autoencoder's reconstructions of uint8 images, as `train_ae` minimises it."""
     device = next(autoencoder.parameters()).device

@@ -12,7 +12,7 @@ import functools
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -82,7 +82,8 @@ def training_tests() -> dict[str, list[str]]:
 class Mutant:
     """`replacements`: (old, new) pairs, each `old` found exactly once in the reference's code cells;
     `failing`: the test numbers that must fail; `breaks_learning`: the bug shows only in training tests;
-    `only_these`: no other test of its component may fail (a bug that must cost exactly those points)."""
+    `only_these`: no other test of its component may fail (a bug that must cost exactly those points);
+    `reasons`: for some of `failing`, a phrase its feedback must hold (the check that caught it)."""
 
     name: str
     component: str
@@ -90,6 +91,7 @@ class Mutant:
     failing: list[str]
     breaks_learning: bool = False
     only_these: bool = False
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,9 @@ def check_mutant(mutant: Mutant, folder: Path, family: list[Mutant]) -> None:
     assert set(mutant.failing) <= ran, f"{mutant.name} names tests that did not run: {set(mutant.failing) - ran}"
     missed = set(mutant.failing) - failed_numbers(document)
     assert not missed, f"{mutant.name}{context}: expected {sorted(missed)} to fail:\n{explain(document)}"
+    outputs = {test["number"]: test["output"] for test in document["tests"]}
+    for number, reason in mutant.reasons.items():
+        assert reason in outputs[number], f"{mutant.name}: expected {reason!r} in {number}:\n{explain(document)}"
     if mutant.only_these:
         extra = {number for number in failed_numbers(document) if number.startswith(mutant.component + ".")}
         extra -= set(mutant.failing)

@@ -27,7 +27,9 @@ from autograder.grading.trained import (
     autoencoder_features,
     classifier_architecture,
     initialised,
+    kinship,
     largest_change,
+    reconstruction_error,
     trained_run,
 )
 from autograder.ingest import ingest
@@ -166,6 +168,28 @@ def test_method3s_encoder_is_compared_with_the_initialisation_drawn_here():
     architecture = classifier_architecture()
     run = trained_run(_observation(weights, architecture), architecture, torch.device("cpu"))
     assert largest_change(run, initialised(classifier_architecture, SEED), "encoder") == pytest.approx(0.5)
+
+
+def test_kinship_tells_a_trained_encoder_from_independent_initialisations():
+    """7.1.3.3 requires a kinship of 6 with the run's own initialisation: a few Adam steps keep it
+    far above, and no independent draw comes near (they score about N(0, 1))."""
+    initial = initialised(autoencoder_architecture, SEED).parts["autoencoder"]
+    model = initialised(autoencoder_architecture, SEED).parts["autoencoder"]
+    images = runs.random_images(16, SEED)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(20):
+        optimizer.zero_grad()
+        pixels = images.float() / 255
+        torch.nn.functional.mse_loss(model(pixels), pixels).backward()
+        optimizer.step()
+    assert reconstruction_error(model, images) < reconstruction_error(initial, images)
+    assert kinship(initial.encoder, initial.encoder) == pytest.approx(math.sqrt(3 * 12 * 16), rel=1e-5)
+    assert 6 < kinship(model.encoder, initial.encoder) < kinship(initial.encoder, initial.encoder)
+    strangers = [
+        kinship(initialised(autoencoder_architecture, seed).parts["autoencoder"].encoder, initial.encoder)
+        for seed in range(100, 140)
+    ]
+    assert max(abs(value) for value in strangers) < 6
 
 
 def test_weights_of_another_dtype_are_refused_before_they_are_decoded():

@@ -60,7 +60,9 @@ skipped otherwise):
   answer with the untrained standard models' weights (Methods I, II) and with the pretrained backbone's features
   (CLIP): 0 points; the features are refused ("was refused"), the untrained weights score below the thresholds.
   The contract runs and Method III answer with the untrained weights of their seed and the data that used to
-  pass them: the weights, judged in the trusted process, did not change or did not lower the loss.
+  pass them: the weights, judged in the trusted process, did not change or did not lower the loss. Method I
+  answers with an untrained network of another seed (one of the many a forger could try for a lucky accuracy):
+  its encoder is not kin to the initialisation the grader draws again from the run's seed.
 - monkeypatch-comparisons: a wrong Encoder defined after setting torch, numpy and math comparison
   functions (allclose, equal, isclose, Tensor.__eq__, array_equal, assert_allclose, ...) to always succeed.
 - pickle-payload: Encoder.forward returns a tensor look-alike whose `__reduce__` runs `os.system`: its test
@@ -521,7 +523,7 @@ def _check_forged_training(graded: Graded) -> None:
     [clip] = graded.numbered("7.2.2.6")
     assert "clip_training_weights` was refused" in from_markdown(clip["output"]), graded.summary()
     for number, reason in (
-        ("7.1.3.3", "below it"),
+        ("7.1.3.3", "unrelated to that model's initial weights"),
         ("7.1.4.4", "below it"),
         ("7.1.3.1", "they had not changed at all"),
         ("7.1.4.1", "its weights did not change"),
