@@ -40,6 +40,7 @@ EXPECTED: dict[str, Outcome] = {
     "ok_shared_relu_two_logits": FULL_MARKS,
     "ok_layer_list_requires_grad": FULL_MARKS,
     "ok_everything_in_one_notebook_style": FULL_MARKS,
+    "ok_windows_tabs_future_annotations": FULL_MARKS,
     "bug_encoder_no_last_relu": Outcome(("7.1.1",)),
     "bug_decoder_no_sigmoid": Outcome(("7.1.2",)),
     "bug_train_ae_no_zero_grad": Outcome(("7.1.3",)),

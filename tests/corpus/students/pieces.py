@@ -809,3 +809,71 @@ def retrieve_images(model, image_embeddings, query, image_filenames, k=9):
     best = np.argsort(scores)[-k:]
     return [image_filenames[b] for b in best]
 """
+
+
+# ---- a Windows student's notebook: tabs, CRLF line ends, postponed annotations, helpers defined later ----
+FUTURE_ANNOTATIONS = "from __future__ import annotations\r\n\r\nfrom torch import Tensor\r\n"
+
+
+def crlf(source: str) -> str:
+    """The source as a Windows editor saves it: every line ending in CR LF."""
+    return source.replace("\n", "\r\n")
+
+
+ENCODER_TABS_ANNOTATED = crlf(
+    """class Encoder(nn.Module):
+\tdef __init__(self, in_channels: int = 3) -> None:
+\t\tsuper(Encoder, self).__init__()
+\t\tself.conv1 = nn.Conv2d(in_channels, 12, 4, 2, 1)
+\t\tself.conv2 = nn.Conv2d(12, 24, 4, 2, 1)
+\t\tself.conv3 = nn.Conv2d(24, 48, 4, 2, 1)
+\t\tself.conv4 = nn.Conv2d(48, 24, 4, 2, 1)
+
+\tdef forward(self, x: Tensor) -> Tensor:
+\t\tfor conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+\t\t\tx = F.relu(conv(x))
+\t\treturn x
+"""
+)
+
+DECODER_LATER_HELPER = crlf(
+    """class Decoder(nn.Module):
+\tdef __init__(self, out_channels: int = 3, feat_dim: int = 64) -> None:
+\t\tsuper(Decoder, self).__init__()
+\t\tself.up1 = up(24, 48)
+\t\tself.up2 = up(48, 24)
+\t\tself.up3 = up(24, 12)
+\t\tself.up4 = up(12, out_channels)
+
+\tdef forward(self, x: Tensor) -> Tensor:
+\t\tx = F.relu(self.up1(x))
+\t\tx = F.relu(self.up2(x))
+\t\tx = F.relu(self.up3(x))
+\t\treturn torch.sigmoid(self.up4(x))
+"""
+)
+
+UP_HELPER = crlf(
+    """def up(c_in: int, c_out: int) -> nn.ConvTranspose2d:
+\t\"\"\"doubles H and W\"\"\"
+\treturn nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1)
+"""
+)
+
+HEAD_LATER_HELPER = crlf(
+    """class ProjectionHead(nn.Module):
+\tdef __init__(self, embedding_dim: int, projection_dim: int = 256) -> None:
+\t\tsuper(ProjectionHead, self).__init__()
+\t\tself.linear = nn.Linear(embedding_dim, projection_dim)
+
+\tdef forward(self, x: Tensor) -> Tensor:
+\t\treturn unit_rows(self.linear(x))
+"""
+)
+
+UNIT_ROWS_HELPER = crlf(
+    """def unit_rows(x: Tensor) -> Tensor:
+\treturn x / x.norm(dim=-1, keepdim=True)
+"""
+)
+

@@ -557,6 +557,23 @@ CORRECT = [
         before={"imports": [code(p.COLAB_MOUNT)], **STYLE_SEQUENTIAL_CELLS},
         after={"encoder": [code(p.SHAPE_CHECK_ENCODER)], "projection": [code(p.SHAPE_CHECK_HEAD)]},
     ),
+    Student(
+        "ok_windows_tabs_future_annotations",
+        "saved on Windows: CR LF line ends and tab indents, `from __future__ import annotations` and Tensor "
+        "type hints, super(Class, self), positional Conv2d arguments, helpers (`up`, `unit_rows`) defined in "
+        "the cells after the classes that call them, report answers in a cell of their own",
+        {
+            **STYLE_ATTRIBUTES,
+            "encoder": p.ENCODER_TABS_ANNOTATED,
+            "decoder": p.DECODER_LATER_HELPER,
+            "projection": p.HEAD_LATER_HELPER,
+        },
+        p.crlf(REPORT_BOLD),
+        p.crlf(CLIP_EQUALS),
+        before={"imports": [code(p.FUTURE_ANNOTATIONS)]},
+        after={"decoder": [code(p.UP_HELPER)], "projection": [code(p.UNIT_ROWS_HELPER)]},
+        report_cell=True,
+    ),
 ]
 
 BUGGY = [
