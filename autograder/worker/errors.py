@@ -32,3 +32,18 @@ def describe_error(error: BaseException) -> str:
         return "NotImplementedError: this part is not implemented yet (your code still raises NotImplementedError)"
     detail = str(error)
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+# What torch raises when code asks for a GPU this machine lacks (CUDA builds without a driver, CPU builds).
+_NO_GPU_ERRORS = (
+    "Found no NVIDIA driver",
+    "Torch not compiled with CUDA enabled",
+    "No CUDA GPUs are available",
+    "CUDA driver initialization failed",
+    "Cannot access accelerator device when none is available",
+)
+
+
+def failed_for_want_of_a_gpu(error_text: str | None) -> bool:
+    """Whether student code failed because it asked for a GPU: on Colab's it ran (`cuda_on_cpu`)."""
+    return bool(error_text) and any(message in error_text for message in _NO_GPU_ERRORS)

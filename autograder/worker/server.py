@@ -36,9 +36,9 @@ import traceback
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from autograder.worker.errors import describe_error, student_traceback
+from autograder.worker.errors import describe_error, failed_for_want_of_a_gpu, student_traceback
 from autograder.worker.names import IMPORT_ERRORS_NAME
 from autograder.worker.probes import PROBES, ProbeContext
 from autograder.worker.probes.base import STANDARD_MODULE, install_standard, run_probe, withhold_standard
@@ -57,6 +57,9 @@ CAPTURE_CHARS = 64 * 1024
 # Taken before any student code runs: a definition that replaces an entry of the registry while loading does
 # not change which probe answers (an in-process guard, not a boundary: see the security notes in README).
 _PROBES_AT_START = dict(PROBES)
+
+if TYPE_CHECKING:
+    from autograder.worker.cuda_on_cpu import CudaOnCpu
 
 
 class _PrintedOutput(io.TextIOBase):
@@ -119,6 +122,17 @@ class WorkerState:
         self.load_errors: dict[str, str] = {}
         self.unavailable: dict[str, str] = {}
         self.definition_timeout = 20.0
+        self.cuda_on_cpu: CudaOnCpu | None = None
+
+    def retry_on_the_cpu(self, error_text: str | None) -> bool:
+        """Whether student code that failed with `error_text` should run again, its requests for "cuda" now
+        given to the CPU (once per worker: the mode then stays)."""
+        if self.cuda_on_cpu is not None or not failed_for_want_of_a_gpu(error_text):
+            return False
+        from autograder.worker.cuda_on_cpu import run_cuda_requests_on_cpu  # torch, which the failed code had
+
+        self.cuda_on_cpu = run_cuda_requests_on_cpu()
+        return self.cuda_on_cpu is not None
 
     def load(self, request: dict[str, Any]) -> dict[str, Any]:
         profile = str(request.get("profile", "synthetic"))
@@ -142,14 +156,9 @@ class WorkerState:
         name = str(part.get("name"))
         limit = self.definition_timeout
         source = "\n" * (int(part.get("lineno", 1)) - 1) + str(part.get("source", ""))
-        error_text = None
-        try:
-            with _timer(limit):
-                exec(compile(source, str(part.get("filename", "<cell>")), "exec"), student)
-        except _LoadTimeout:
-            error_text = f"loading it took longer than {limit:g} s (is there a loop at top level?)"
-        except BaseException as error:  # noqa: B036 - SystemExit from student code costs this part only
-            error_text = f"{describe_error(error)}\n{student_traceback(error)}".strip()
+        error_text = _run_part(source, str(part.get("filename", "<cell>")), student, limit)
+        if self.retry_on_the_cpu(error_text):
+            error_text = _run_part(source, str(part.get("filename", "<cell>")), student, limit)
         if error_text is not None:
             self.load_errors[name] = error_text
             label = str(part.get("label", f"`{name}`"))
@@ -183,7 +192,23 @@ class WorkerState:
             return {"ok": False, "error": f"internal grader error: probe arguments must be an object, got {args!r}"}
         if self.namespace is None:
             return {"ok": False, "error": "internal grader error: probe called before load"}
-        return run_probe(function, ProbeContext(self.namespace, self.load_errors, self.unavailable), args)
+        context = ProbeContext(self.namespace, self.load_errors, self.unavailable)
+        response = run_probe(function, context, args)
+        if not response["ok"] and self.retry_on_the_cpu(response.get("error")):
+            response = run_probe(function, context, args)
+        return response
+
+
+def _run_part(source: str, filename: str, student: dict[str, Any], limit: float) -> str | None:
+    """Run one student part in its namespace under a timer: None, or what went wrong."""
+    try:
+        with _timer(limit):
+            exec(compile(source, filename, "exec"), student)
+    except _LoadTimeout:
+        return f"loading it took longer than {limit:g} s (is there a loop at top level?)"
+    except BaseException as error:  # noqa: B036 - SystemExit from student code costs this part only
+        return f"{describe_error(error)}\n{student_traceback(error)}".strip()
+    return None
 
 
 class Server:

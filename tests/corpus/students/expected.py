@@ -41,6 +41,7 @@ EXPECTED: dict[str, Outcome] = {
     "ok_layer_list_requires_grad": FULL_MARKS,
     "ok_everything_in_one_notebook_style": FULL_MARKS,
     "ok_windows_tabs_future_annotations": FULL_MARKS,
+    "ok_colab_gpu_hard_coded": FULL_MARKS,
     "bug_encoder_no_last_relu": Outcome(("7.1.1",)),
     "bug_decoder_no_sigmoid": Outcome(("7.1.2",)),
     "bug_train_ae_no_zero_grad": Outcome(("7.1.3",)),

@@ -877,3 +877,54 @@ UNIT_ROWS_HELPER = crlf(
 """
 )
 
+
+# ---- written on Colab's GPU runtime: the device hard-coded ----------------------------------------------
+CUDA_CELL = (
+    'device = torch.device("cuda")  # Runtime > Change runtime type > T4 GPU\n'
+    "print(torch.cuda.get_device_name(0))\n"
+)
+
+TRAIN_AE_CUDA = """def train_ae(model, dataloader, epochs=100):
+    model = model.cuda()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_traj = []
+    for epoch in tqdm(range(epochs), desc="autoencoder"):
+        epoch_loss = 0.0
+        for images, _ in dataloader:
+            images = images.cuda()
+            optimizer.zero_grad()
+            loss = F.mse_loss(model(images), images)
+            loss.backward()
+            optimizer.step()
+            epoch_loss += loss.item()
+        loss_traj.append(epoch_loss / len(dataloader))
+    return model, loss_traj
+"""
+
+TRAIN_CLASSIFIER_CUDA = train_classifier(
+    """    encoder.to("cuda:0")
+    cls.to("cuda:0")
+    params = list(cls.parameters()) + (list(encoder.parameters()) if supervised else [])
+    optimizer = torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4)
+""",
+    """            images, labels = images.to("cuda:0"), labels.to("cuda:0")
+            with torch.set_grad_enabled(supervised):
+                feats = encoder(images)
+            loss = F.cross_entropy(cls(feats.flatten(1)), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+""",
+)
+
+CLIP_CUDA_LABELS = clip_model(
+    CLIP_INIT_KEYWORDS,
+    """        image_embeddings = self.image_projection(self.image_encoder(batch["image"]))
+        text_features = self.text_encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        text_embeddings = self.text_projection(text_features)
+        logits = image_embeddings @ text_embeddings.T / self.temperature
+        targets = torch.arange(logits.shape[0], device="cuda")
+        return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+""",
+)
+

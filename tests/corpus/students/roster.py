@@ -574,6 +574,21 @@ CORRECT = [
         after={"decoder": [code(p.UP_HELPER)], "projection": [code(p.UNIT_ROWS_HELPER)]},
         report_cell=True,
     ),
+    Student(
+        "ok_colab_gpu_hard_coded",
+        "written on Colab's GPU runtime: device = torch.device(\"cuda\") and a GPU name printed, model.cuda() and "
+        "images.cuda() in train_ae, .to(\"cuda:0\") in train_classifier, torch.arange(..., device=\"cuda\") "
+        "in CLIPModel, .to(device) in retrieve_images (the grader has no GPU)",
+        {
+            **STYLE_SEQUENTIAL,
+            "train_ae": p.TRAIN_AE_CUDA,
+            "train_classifier": p.TRAIN_CLASSIFIER_CUDA,
+            "clip": p.CLIP_CUDA_LABELS,
+        },
+        REPORT_PLAIN,
+        CLIP_PLAIN,
+        before={"data": [code(p.CUDA_CELL)], "retrieve": TOKENIZER},
+    ),
 ]
 
 BUGGY = [
