@@ -31,7 +31,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
@@ -52,14 +51,13 @@ from autograder.delivery.executors import (
 from autograder.delivery.scores import (
     export_root,
     histogram_path,
-    maximum_score,
-    parse_results,
     read_roster,
-    total_score,
+    usable_results,
     write_csv,
     write_histogram,
 )
 from autograder.ingest.reader import SUBMISSION_SUFFIXES
+from autograder.results import Results
 from autograder.worker.isolation import same_user_refusal
 
 RECORD_NAME = "batch.json"
@@ -88,7 +86,7 @@ class Outcome:
     submission: BatchSubmission
     status: str  # OK or GRADER_ERROR
     reason: str = ""
-    results: dict[str, Any] | None = None
+    results: Results | None = None
     skipped: bool = False  # graded by an earlier run
 
 
@@ -168,7 +166,7 @@ class _Grader:
             text = (folder / RESULTS_NAME).read_bytes()
         except OSError:
             return None
-        results = parse_results(text)
+        results = usable_results(text)
         if results is None or hashlib.sha256(text).hexdigest() != record.get("results_sha256"):
             return None  # changed since the batch wrote it: regrade rather than trust it
         return Outcome(submission, OK, results=results, skipped=True)
@@ -203,12 +201,12 @@ class _Grader:
         folder.mkdir(parents=True, exist_ok=True)
         _replace(folder / LOG_NAME, result.log)
         status, reason = result.status, result.reason
-        results = parse_results(result.reported) if status == OK else None
+        results = usable_results(result.reported) if status == OK else None
         if status == OK:
             if results is None:
                 status, reason = GRADER_ERROR, f"the grader reported no valid results (see {folder / LOG_NAME})"
-            elif str(results.get("output", "")).startswith(_GRADER_FAILED) or not results["tests"]:
-                status, reason = GRADER_ERROR, last_line(str(results.get("output", "")))
+            elif results.output.startswith(_GRADER_FAILED) or not results.tests:
+                status, reason = GRADER_ERROR, last_line(results.output)
         text = result.reported if status == OK else b""
         if status == OK:  # whatever is in OUT was not written by this batch; the report is the truth
             _replace(folder / RESULTS_NAME, text)
@@ -299,8 +297,8 @@ def run_batch(
     csv_path = csv_path or out / "scores.csv"
     write_csv(outcomes, csv_path, roster)
     graded = [outcome.results for outcome in outcomes if outcome.results is not None]
-    top = max((maximum_score(results) for results in graded), default=None)
-    write_histogram([total_score(results) for results in graded], histogram_path(csv_path), top=top)
+    top = max((results.max_score for results in graded), default=None)
+    write_histogram([results.total_score for results in graded], histogram_path(csv_path), top=top)
     return outcomes
 
 
@@ -329,4 +327,3 @@ def batch_command(
     if errors:
         print(f"could not grade {', '.join(errors)}; run again to retry them", file=sys.stderr)
     return 1 if errors else 0
-

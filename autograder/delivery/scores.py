@@ -1,6 +1,7 @@
 """What a batch reads from a Gradescope export and from its grades, and what it writes from them: the roster of
-names and e-mails (`submission_metadata.yml`), the usable results documents, each grade's total and per-component
-scores, the CSV and the histogram of totals. `batch` grades; this module only reads and reports."""
+names and e-mails (`submission_metadata.yml`), the usable results documents (read as `Results`, which also gives
+each grade's total and maximum), each grade's per-component scores and accuracies, the CSV and the histogram of
+totals. `batch` grades; this module only reads and reports."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from autograder.results import numbers
+from autograder.results import Results, TestResult, numbers
 
 if TYPE_CHECKING:
     from autograder.delivery.batch import Outcome
@@ -106,60 +107,39 @@ def submission_number(submission_id: str) -> str:
     return match.group(1) if match else ""
 
 
-def read_results(path: Path) -> dict[str, Any] | None:
-    """The results file as a dict when it is usable (Gradescope's shape, finite scores), else None."""
-    try:
-        return parse_results(path.read_bytes())
-    except OSError:
-        return None
-
-
-def parse_results(text: bytes) -> dict[str, Any] | None:
-    """A results document as a dict when it is usable (Gradescope's shape, finite scores), else None."""
+def usable_results(text: bytes) -> Results | None:
+    """A grade's results document when the batch can score it, else None: JSON that `Results.from_dict` reads
+    (Gradescope's shape, finite numeric scores), every test stating its score and max_score (Gradescope lets
+    both default; a grade's results never do, so a document leaving one out is not taken for a grade)."""
     try:
         document = json.loads(text)
-    except ValueError:
+        return Results.from_dict(document) if _states_every_score(document) else None
+    except ValueError:  # not JSON, or not Gradescope's shape
         return None
-    if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
-        return None
-    for test in document["tests"]:
-        if not isinstance(test, dict) or not all(_is_number(test.get(key)) for key in ("score", "max_score")):
-            return None
-    if "score" in document and not _is_number(document["score"]):
-        return None
-    return document
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _states_every_score(document: object) -> bool:
+    tests = document.get("tests") if isinstance(document, dict) else None
+    return isinstance(tests, list) and all(
+        "score" in test and "max_score" in test for test in tests if isinstance(test, dict)
+    )
 
 
-def total_score(results: dict[str, Any]) -> float:
-    """The top-level score when given (Gradescope uses it), else the sum of the tests' scores."""
-    if "score" in results:
-        return float(results["score"])
-    return sum(float(test["score"]) for test in results["tests"])
-
-
-def maximum_score(results: dict[str, Any]) -> float:
-    """The points the grade's tests were worth together."""
-    return sum(float(test["max_score"]) for test in results["tests"])
-
-
-def component_of(test: dict[str, Any]) -> str:
+def component_of(test: TestResult) -> str:
     """The component "7.1.1" of a test numbered "7.1.1.2" or named "7.1.1 Encoder: ..."; else OTHER."""
-    for text in (str(test.get("number") or ""), str(test.get("name") or "")):
+    for text in (test.number or "", test.name):
         component = numbers.component_of(text)
         if component:
             return component
     return OTHER
 
 
-def component_scores(results: dict[str, Any]) -> dict[str, float]:
+def component_scores(results: Results) -> dict[str, float]:
+    """The points each component's tests scored, for the CSV's component columns."""
     scores: dict[str, float] = {}
-    for test in results["tests"]:
+    for test in results.tests:
         component = component_of(test)
-        scores[component] = scores.get(component, 0.0) + float(test["score"])
+        scores[component] = scores.get(component, 0.0) + test.score
     return scores
 
 
@@ -175,23 +155,27 @@ def _formatted(value: float) -> str:
     return format(round(value, 6), "g")
 
 
-def accuracies(results: dict[str, Any]) -> dict[str, float]:
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def accuracies(results: Results) -> dict[str, float]:
     """The test accuracies the grade measured (Method I, II, III, CLIP probe), from its tests' `extra_data`."""
     found: dict[str, float] = {}
-    for test in results["tests"]:
-        extra = test.get("extra_data")
+    for test in results.tests:
+        extra = test.extra_data
         measured = extra.get("accuracies") if isinstance(extra, dict) else None
         if isinstance(measured, dict):
             found.update({str(key): float(value) for key, value in measured.items() if _is_number(value)})
     return found
 
 
-def deadline_note(results: dict[str, Any] | None) -> str:
+def deadline_note(results: Results | None) -> str:
     """For the CSV's reason: how many tests the grade's deadline cut short ("" when none), since a TA must tell
     a slow or overloaded machine (regrade) from a low score."""
     if results is None:
         return ""
-    cut = sum(_DEADLINE_REACHED in str(test.get("output", "")) for test in results["tests"])
+    cut = sum(_DEADLINE_REACHED in test.output for test in results.tests)
     if not cut:
         return ""
     return f"{cut} test(s) did not finish: the grade reached its time limit (a hanging submission, or a busy machine)"
@@ -219,9 +203,8 @@ def write_csv(outcomes: Sequence[Outcome], path: Path, roster: Mapping[str, Sequ
                 row += ["", "", *([""] * (len(components) + len(measures)))]
             else:
                 scores = component_scores(outcome.results)
-                maximum = maximum_score(outcome.results)
                 measured = accuracies(outcome.results)
-                row += [_formatted(total_score(outcome.results)), _formatted(maximum)]
+                row += [_formatted(outcome.results.total_score), _formatted(outcome.results.max_score)]
                 row += [_formatted(scores.get(component, 0.0)) for component in components]
                 row += [_formatted(measured[measure]) if measure in measured else "" for measure in measures]
             writer.writerow([*row, outcome.reason or deadline_note(outcome.results)])

@@ -190,7 +190,7 @@ class Results:
         try:
             return cls(
                 tests=tests,
-                score=_checked_number(document["score"], f"{source}: score") if "score" in document else None,
+                score=_checked_score(document["score"], f"{source}: score") if "score" in document else None,
                 execution_time=(
                     _checked_number(document["execution_time"], f"{source}: execution_time")
                     if "execution_time" in document
@@ -429,6 +429,14 @@ def _checked_number(value: object, where: str) -> float:
     return float(value)
 
 
+def _checked_score(value: object, where: str) -> float:
+    """A score read back must be finite: NaN or infinity (which Python's JSON reader accepts) has no total."""
+    number = _checked_number(value, where)
+    if not math.isfinite(number):
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
+    return number
+
+
 def _plain(text: str, output_format: object) -> str:
     return from_markdown(text) if output_format == _OUTPUT_FORMAT else text
 
@@ -442,8 +450,8 @@ def _string(value: object, where: str) -> str:
 def _test_from_dict(entry: object, where: str, output_format: str = _TEXT_FORMAT) -> TestResult:
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
-    score = _checked_number(entry.get("score", 0.0), f"{where}.score")
-    max_score = _checked_number(entry.get("max_score", score), f"{where}.max_score")
+    score = _checked_score(entry.get("score", 0.0), f"{where}.score")
+    max_score = _checked_score(entry.get("max_score", score), f"{where}.max_score")
     status = entry.get("status", "passed" if score >= max_score else "failed")
     tags = entry.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):

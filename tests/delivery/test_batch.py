@@ -22,11 +22,12 @@ from autograder.delivery.scores import (
     BAR_COLOR,
     Submitter,
     component_of,
-    read_results,
     read_roster,
+    usable_results,
     write_csv,
     write_histogram,
 )
+from autograder.results import Results, TestResult
 from autograder.worker.confinement import unavailable_reason
 from tests.results.test_schema import load_valid
 
@@ -94,18 +95,30 @@ def test_find_submissions_refuses_clashing_ids_and_empty_folders(tmp_path):
 
 
 def test_components_come_from_numbers_or_names():
-    assert component_of({"number": "7.2.2.3", "name": "x"}) == "7.2.2"
-    assert component_of({"name": "7.1.5 report: Method I accuracy"}) == "7.1.5"
-    assert component_of({"name": "pipeline, for information"}) == "other"
+    assert component_of(TestResult("x", "7.2.2.3", 0.0, 1.0, "failed")) == "7.2.2"
+    assert component_of(TestResult("7.1.5 report: Method I accuracy", None, 0.0, 1.0, "failed")) == "7.1.5"
+    assert component_of(TestResult("pipeline, for information", None, 0.0, 1.0, "failed")) == "other"
 
 
-def test_read_results_rejects_what_cannot_be_scored(tmp_path):
-    path = tmp_path / "results.json"
-    for text in ("{", '{"tests": 3}', '{"tests": [{"score": "1", "max_score": 1}]}', '{"score": NaN, "tests": []}'):
-        path.write_text(text)
-        assert read_results(path) is None, text
-    path.write_text('{"score": 1, "tests": [{"score": 1, "max_score": 2}]}')
-    assert read_results(path) == {"score": 1, "tests": [{"score": 1, "max_score": 2}]}
+def test_usable_results_rejects_what_cannot_be_scored():
+    unusable = (
+        "{",
+        "[]",
+        "{}",
+        '{"tests": 3}',
+        '{"tests": [1]}',
+        '{"tests": [{"score": "1", "max_score": 1}]}',
+        '{"tests": [{"score": true, "max_score": 1}]}',
+        '{"tests": [{"score": 1}]}',
+        '{"tests": [{"max_score": 1}]}',
+        '{"tests": [{"score": 1, "max_score": Infinity}]}',
+        '{"score": NaN, "tests": []}',
+    )
+    for text in unusable:
+        assert usable_results(text.encode()) is None, text
+    results = usable_results(b'{"score": 1, "tests": [{"score": 1, "max_score": 2}]}')
+    assert results == Results(tests=[TestResult("", None, 1.0, 2.0, "failed")], score=1.0)
+    assert (results.total_score, results.max_score) == (1.0, 2.0)
 
 
 def test_read_roster_reads_the_names_emails_and_sids_of_gradescopes_export(tmp_path):
@@ -125,14 +138,14 @@ def test_read_roster_reads_the_names_emails_and_sids_of_gradescopes_export(tmp_p
     assert read_roster(tmp_path / "assignment_7_export" / "..") == {}
 
 
-def _results(*tests: tuple[str, float, float, dict | None]) -> dict:
+def _results(*tests: tuple[str, float, float, dict | None]) -> Results:
     entries = []
     for number, score, max_score, accuracies in tests:
         entry = {"number": number, "name": f"{number[:5]} test", "score": score, "max_score": max_score}
         if accuracies:
             entry["extra_data"] = {"accuracies": accuracies}
         entries.append(entry)
-    return {"score": sum(test["score"] for test in entries), "tests": entries}
+    return Results.from_dict({"score": sum(test["score"] for test in entries), "tests": entries})
 
 
 def test_csv_rows_join_the_roster_and_carry_the_measured_accuracies(tmp_path):
@@ -142,7 +155,7 @@ def test_csv_rows_join_the_roster_and_carry_the_measured_accuracies(tmp_path):
     }
     first = _results(("7.1.3.3", 0.5, 0.5, {"Method I": 0.4123}), ("7.2.2.6", 0.0, 0.5, {"CLIP probe": 0.61}))
     third = _results(("7.1.3.3", 0.0, 0.5, {"Method I": 0.1}), ("7.2.1.1", 1.0, 1.0, None))
-    third["tests"][0]["output"] = "did not finish: the grade's time limit of 15 min was reached"
+    third.tests[0].output = "did not finish: the grade's time limit of 15 min was reached"
     outcomes = [
         Outcome(BatchSubmission("submission_1", tmp_path), OK, results=first),
         Outcome(BatchSubmission("submission_3", tmp_path), OK, results=third),

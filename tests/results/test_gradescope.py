@@ -183,6 +183,10 @@ def test_load_results_names_the_file_and_the_problem(tmp_path: Path) -> None:
     wrong.write_text(json.dumps({"score": 1, "tests": [{"name": "a", "score": "high"}]}))
     with pytest.raises(ValueError, match=r"wrong.json: tests\[0\].score must be a number"):
         load_results(wrong)
+    infinite = tmp_path / "infinite.json"
+    infinite.write_text('{"tests": [{"name": "a", "score": 1, "max_score": NaN}]}')  # Python's JSON reads NaN
+    with pytest.raises(ValueError, match=r"infinite.json: tests\[0\].max_score must be a finite number"):
+        load_results(infinite)
     bad_visibility = tmp_path / "visibility.json"
     bad_visibility.write_text(json.dumps({"tests": [{"name": "a", "score": 1, "visibility": "public"}]}))
     with pytest.raises(ValueError, match=r"visibility.json: tests\[0\]: visibility must be one of"):
