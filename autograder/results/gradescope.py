@@ -426,7 +426,10 @@ def _check_choice(what: str, value: object, allowed: tuple[str, ...]) -> None:
 def _checked_number(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{where} must be a number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer of hundreds of digits, which JSON allows
+        raise ValueError(f"{where} is too large a number") from None
 
 
 def _checked_score(value: object, where: str) -> float:

@@ -187,6 +187,10 @@ def test_load_results_names_the_file_and_the_problem(tmp_path: Path) -> None:
     infinite.write_text('{"tests": [{"name": "a", "score": 1, "max_score": NaN}]}')  # Python's JSON reads NaN
     with pytest.raises(ValueError, match=r"infinite.json: tests\[0\].max_score must be a finite number"):
         load_results(infinite)
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"tests": [{"name": "a", "score": 1%s, "max_score": 1}]}' % ("0" * 400))  # JSON has no limit
+    with pytest.raises(ValueError, match=r"huge.json: tests\[0\].score is too large a number"):
+        load_results(huge)
     bad_visibility = tmp_path / "visibility.json"
     bad_visibility.write_text(json.dumps({"tests": [{"name": "a", "score": 1, "visibility": "public"}]}))
     with pytest.raises(ValueError, match=r"visibility.json: tests\[0\]: visibility must be one of"):
