@@ -156,9 +156,10 @@ class WorkerState:
         name = str(part.get("name"))
         limit = self.definition_timeout
         source = "\n" * (int(part.get("lineno", 1)) - 1) + str(part.get("source", ""))
-        error_text = _run_part(source, str(part.get("filename", "<cell>")), student, limit)
+        filename = str(part.get("filename", "<cell>"))
+        error_text = _run_part(source, filename, student, limit)
         if self.retry_on_the_cpu(error_text):
-            error_text = _run_part(source, str(part.get("filename", "<cell>")), student, limit)
+            error_text = _run_part(source, filename, student, limit)
         if error_text is not None:
             self.load_errors[name] = error_text
             label = str(part.get("label", f"`{name}`"))

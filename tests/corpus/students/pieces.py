@@ -289,10 +289,12 @@ BUG_DECODER_NO_SIGMOID = """class Decoder(nn.Module):
 AE_CRITERION = "ae_criterion = nn.MSELoss()\n"
 
 
-def train_ae(body: str) -> str:
-    """The template's train_ae with `body` (indented 12 spaces) where the TODO was."""
+def train_ae(body: str, setup: str = "") -> str:
+    """The template's train_ae with `body` (indented 12 spaces) where the TODO was, after `setup` (4 spaces)
+    at its top."""
     return (
         "def train_ae(model, dataloader, epochs=100):\n"
+        f"{setup}"
         "    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)\n"
         "    loss_traj = []\n"
         '    for epoch in tqdm(range(epochs), desc="autoencoder"):\n'
@@ -884,22 +886,15 @@ CUDA_CELL = (
     "print(torch.cuda.get_device_name(0))\n"
 )
 
-TRAIN_AE_CUDA = """def train_ae(model, dataloader, epochs=100):
-    model = model.cuda()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_traj = []
-    for epoch in tqdm(range(epochs), desc="autoencoder"):
-        epoch_loss = 0.0
-        for images, _ in dataloader:
-            images = images.cuda()
+TRAIN_AE_CUDA = train_ae(
+    """            images = images.cuda()
             optimizer.zero_grad()
             loss = F.mse_loss(model(images), images)
             loss.backward()
             optimizer.step()
-            epoch_loss += loss.item()
-        loss_traj.append(epoch_loss / len(dataloader))
-    return model, loss_traj
-"""
+""",
+    setup="    model = model.cuda()\n",
+)
 
 TRAIN_CLASSIFIER_CUDA = train_classifier(
     """    encoder.to("cuda:0")
