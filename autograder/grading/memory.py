@@ -1,12 +1,12 @@
-"""The trusted grader's own memory limit: a soft RLIMIT_AS for the duration of one grade.
+"""The trusted grader's own memory limit: a soft RLIMIT_DATA for the duration of one grade.
 
 Whatever the worker sends is size-checked, but the trusted side still computes with it (probes, features);
 an allocation that a missed check would let grow without bound fails with MemoryError in the test that made
 it, instead of taking the machine (and the results file) down. Soft only, and only while grading: the
-sandboxed worker sets its own address-space limit (`worker.limits.Limits.memory_bytes`), which it can do only
-while the hard limit stays as it was, and the limit is lifted again when the grade ends (tests grade in
-their own process). Address space, not resident memory: `import torch` alone maps about 3 GiB.
-No limit when CUDA is available: a GPU context reserves far more address space than any sensible limit.
+sandboxed worker sets its own limit (`worker.limits.Limits.memory_bytes`), which it can do only while the hard
+limit stays as it was, and the limit is lifted again when the grade ends (tests grade in their own process).
+Private writable memory, as the worker's: neither the address space (`import torch` alone maps about 3 GiB of
+libraries; a CUDA context reserves far more) nor resident memory.
 """
 
 from __future__ import annotations
@@ -16,25 +16,23 @@ import resource
 
 GiB = 1024**3
 MEMORY_ENVIRONMENT = "PS7_GRADER_MEMORY_BYTES"
-DEFAULT_MEMORY_BYTES = 8 * GiB  # a reference grade (synthetic, --suite all) peaks at 3.7 GiB
+DEFAULT_MEMORY_BYTES = 4 * GiB  # a reference grade peaks at 1.4 GiB (synthetic), 2.1 GiB (real sizes)
 
 
 def grader_memory_bytes() -> int | None:
-    """The limit for this grade: `PS7_GRADER_MEMORY_BYTES` (0: none), else the default; None with CUDA."""
+    """The limit for this grade: `PS7_GRADER_MEMORY_BYTES` (0: none), else the default."""
     named = os.environ.get(MEMORY_ENVIRONMENT)
-    if named:
-        try:
-            value = int(named)
-        except ValueError:
-            raise ValueError(f"{MEMORY_ENVIRONMENT}={named!r} is not a number of bytes") from None
-        return value or None
-    import torch
-
-    return None if torch.cuda.is_available() else DEFAULT_MEMORY_BYTES
+    if not named:
+        return DEFAULT_MEMORY_BYTES
+    try:
+        value = int(named)
+    except ValueError:
+        raise ValueError(f"{MEMORY_ENVIRONMENT}={named!r} is not a number of bytes") from None
+    return value or None
 
 
 class MemoryLimit:
-    """`apply()` lowers this process's soft RLIMIT_AS to `limit_bytes` (never raises it); `restore()` puts the
+    """`apply()` lowers this process's soft RLIMIT_DATA to `limit_bytes` (never raises it); `restore()` puts the
     previous soft limit back."""
 
     def __init__(self, limit_bytes: int | None) -> None:
@@ -44,13 +42,13 @@ class MemoryLimit:
     def apply(self) -> None:
         if self.limit_bytes is None or self._previous is not None:
             return
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
         wanted = self.limit_bytes if hard == resource.RLIM_INFINITY else min(self.limit_bytes, hard)
         if soft == resource.RLIM_INFINITY or wanted < soft:
-            resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+            resource.setrlimit(resource.RLIMIT_DATA, (wanted, hard))
             self._previous = soft
 
     def restore(self) -> None:
         if self._previous is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (self._previous, resource.getrlimit(resource.RLIMIT_AS)[1]))
+            resource.setrlimit(resource.RLIMIT_DATA, (self._previous, resource.getrlimit(resource.RLIMIT_DATA)[1]))
             self._previous = None

@@ -64,7 +64,7 @@ class GradingPlugin:
     component one of whose worker calls ran out of time (or whose test hit its time limit) fails its
     remaining tests at once with "did not finish", naming that call from this process's own records.
     Memory: `memory_bytes` ("default": `grading.memory.grader_memory_bytes()`; None: none) bounds this process's
-    address space while grading. `worker`: one already begun for `submission` (by `grade`, before this process
+    private memory while grading. `worker`: one already begun for `submission` (by `grade`, before this process
     imported torch), used instead of a new one, and closed at collection when no selected test needs it."""
 
     def __init__(

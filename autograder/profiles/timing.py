@@ -9,10 +9,9 @@ profile without costs gets (the synthetic profiles, whose phases take seconds an
 on a loaded shared machine work ran 4.6 to 12 times slower). The grade's deadline (`deadline_minutes`)
 still bounds everything.
 
-The worker's address space is limited (RLIMIT_AS, see `worker.limits.Limits`) except on a profile whose
-device is `cuda`: a CUDA context reserves far more address space than any useful limit, so there the worker's
-memory is bounded by the machine (and, on Gradescope-like hosts, the container's own memory limit); a
-resident-memory limit through a cgroup is not applied.
+The worker's private memory is limited (RLIMIT_DATA, see `worker.limits.Limits`): 4 GiB on a CPU profile, where
+Gradescope's container has 4 GB for grader and worker together, and `CUDA_MEMORY_BYTES` on a profile whose device
+is `cuda`, where the CUDA libraries keep their own host-side state and a GPU machine has the memory.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ TEST_GRACE_SECONDS = 300.0  # a training test beyond its call: the trusted linea
 MIN_WORKER_SECONDS = 3600.0  # the worker's lifetime (wall and CPU seconds) without costs
 MEASURED_THREADS = 2  # the costs are wall seconds on 2 cores, where torch keeps both busy
 PHASES = ("method1", "method2", "method3", "clip")
+CUDA_MEMORY_BYTES = 16 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,10 @@ def uses_cuda(profile: Profile) -> bool:
 
 def worker_limits(profile: Profile) -> Limits:
     """The worker's lifetime and CPU time: `MARGIN` times the grade's expected training (CPU seconds for the
-    threads the costs were measured with), never below the floors; no address-space limit on a CUDA profile."""
+    threads the costs were measured with), never below the floors; more private memory on a CUDA profile."""
     training = sum(expected_seconds(profile, phase) for phase in PHASES)
     wall = max(MIN_WORKER_SECONDS, MARGIN * training)
     cpu = max(MIN_WORKER_SECONDS, MARGIN * MEASURED_THREADS * training)
     if uses_cuda(profile):
-        return Limits(wall_seconds=wall, cpu_seconds=int(cpu), memory_bytes=None)
+        return Limits(wall_seconds=wall, cpu_seconds=int(cpu), memory_bytes=CUDA_MEMORY_BYTES)
     return Limits(wall_seconds=wall, cpu_seconds=int(cpu))

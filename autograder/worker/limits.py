@@ -31,12 +31,14 @@ class Limits:
     - cpu_seconds (1200): RLIMIT_CPU, summed over all threads (torch uses one per core), so it is
       four busy cores for the whole wall budget. SIGXCPU at the limit, SIGKILL one second later. The
       kernel enforces it even if the grader dies, which the wall clock cannot promise.
-    - memory_bytes (8 GiB): RLIMIT_AS, i.e. address space, not resident memory; allocations beyond it fail
-      (Python raises MemoryError). Measured on CPU: `import torch` alone maps 3.1 GiB; importing torch,
-      torchvision and transformers, building DistilBERT and a ResNet50 and running one backward pass on
-      32 64x64 images peaks at 4.3 GiB of address space (1.7 GiB resident), so 4 GiB would kill a correct
-      worker. None disables the limit, which CUDA needs: a GPU context reserves far more address space
-      than any sensible limit.
+    - memory_bytes (4 GiB): RLIMIT_DATA, the child's private writable memory (heap and anonymous mappings:
+      every tensor and array), counted when it is reserved, so an allocation past it fails (Python raises
+      MemoryError, torch "can't allocate memory") even before its pages are touched. Not the address space
+      (`import torch` alone maps 3.1 GiB, mostly shared libraries) and not resident memory. Measured peaks of a
+      correct worker: 1.3 GiB grading the synthetic profile, 2.0 GiB for DistilBERT and a ResNet50 training on
+      64x64 images, 2.5 GiB grading at real sizes (BENCHMARKS.md). A CUDA context's reservations (no access
+      rights) and its device mappings (shared) are not private writable memory, so the limit leaves CUDA start-up
+      alone, as RLIMIT_AS did not (`bench/gpu.sh` checks it on a GPU). None disables it.
     - file_bytes (512 MiB): RLIMIT_FSIZE, the largest file the child may write (checkpoints are smaller).
     - processes (512): RLIMIT_NPROC. The kernel counts every process and thread of the *real user*, not
       of this child, so it is applied only when the child runs as a dedicated sandbox user; applied to
@@ -50,7 +52,7 @@ class Limits:
 
     wall_seconds: float = 300.0
     cpu_seconds: int = 1200
-    memory_bytes: int | None = 8 * GiB
+    memory_bytes: int | None = 4 * GiB
     file_bytes: int = 512 * MiB
     processes: int = 512
     open_files: int = 4096
@@ -76,7 +78,6 @@ class Limits:
             )
 
 
-
 def rlimits(limits: Limits, user: SandboxUser | None) -> list[tuple[int, int, int]]:
     """(resource, soft, hard) triples, computed in the parent so the child only calls setrlimit."""
     wanted = [
@@ -86,7 +87,7 @@ def rlimits(limits: Limits, user: SandboxUser | None) -> list[tuple[int, int, in
         (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
     ]
     if limits.memory_bytes is not None:
-        wanted.append((resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes))
+        wanted.append((resource.RLIMIT_DATA, limits.memory_bytes, limits.memory_bytes))
     if user is not None:
         wanted.append((resource.RLIMIT_NPROC, limits.processes, limits.processes))
     result = []
@@ -96,8 +97,6 @@ def rlimits(limits: Limits, user: SandboxUser | None) -> list[tuple[int, int, in
             hard = min(hard, current_hard)
         result.append((res, min(soft, hard), hard))
     return result
-
-
 
 
 def signal_name(returncode: int | None) -> str | None:
@@ -134,7 +133,7 @@ def describe_exit(
     if number == signal.SIGXCPU or (number == signal.SIGKILL and cpu_seconds >= limits.cpu_seconds):
         return f"exceeded CPU-time limit of {limits.cpu_seconds} s ({ending})"
     if returncode != 0 and limits.memory_bytes is not None and any(m in stderr for m in _MEMORY_MARKERS):
-        return f"exceeded memory limit of {_fmt_bytes(limits.memory_bytes)} address space ({ending})"
+        return f"exceeded memory limit of {_fmt_bytes(limits.memory_bytes)} ({ending})"
     if number == signal.SIGXFSZ or (returncode != 0 and _FILE_SIZE_MARKER in stderr):
         return f"exceeded file-size limit of {_fmt_bytes(limits.file_bytes)} ({ending})"
     if number == signal.SIGKILL:

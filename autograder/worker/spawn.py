@@ -2,7 +2,7 @@
 
 What every sandboxed child gets (`spawn`):
 - its own session and process group (`start_new_session`), so one `killpg` reaches its helpers;
-- rlimits set in the child before `exec`: CPU time, address space, file size, open files, core dumps
+- rlimits set in the child before `exec`: CPU time, private memory, file size, open files, core dumps
   off, and the process count when it runs as a dedicated user (see `Limits.processes`, `limits.rlimits`);
 - when the grader is root and a `SandboxUser` is given: supplementary groups dropped, then gid, then
   uid (done by `subprocess.Popen`'s `extra_groups`/`group`/`user`, in that order, before `exec`);

@@ -33,26 +33,26 @@ SUITE = '''
 '''
 
 
-def _address_space() -> int:
+def _private_memory() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
+        if line.startswith("VmData:"):
             return int(line.split()[1]) * 1024
-    raise AssertionError("no VmSize in /proc/self/status")
+    raise AssertionError("no VmData in /proc/self/status")
 
 
 def test_an_allocation_past_the_grader_limit_fails_its_test_and_leaves_valid_results(tmp_path: Path):
     (tmp_path / "test_suite.py").write_text(textwrap.dedent(SUITE))
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     results_path = tmp_path / "results.json"
-    before = resource.getrlimit(resource.RLIMIT_AS)
-    grading = GradingPlugin(None, "not needed here", memory_bytes=_address_space() + GiB // 2)
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    grading = GradingPlugin(None, "not needed here", memory_bytes=_private_memory() + GiB // 2)
     results = ResultsPlugin(results_path)
     try:
         code = pytest.main([str(tmp_path), "-p", "no:cacheprovider", "-p", "no:terminal"], plugins=[results, grading])
     finally:
         grading.close()
     assert code == pytest.ExitCode.TESTS_FAILED
-    assert resource.getrlimit(resource.RLIMIT_AS) == before, "the limit must be lifted after the grade"
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before, "the limit must be lifted after the grade"
     document = load_valid(results_path)
     allocates, after = document["tests"]
     assert allocates["score"] == 0 and "alloc" in allocates["output"].lower(), allocates
@@ -60,12 +60,12 @@ def test_an_allocation_past_the_grader_limit_fails_its_test_and_leaves_valid_res
 
 
 def test_the_limit_lowers_only_the_soft_limit_so_the_worker_can_set_its_own():
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    wanted = _address_space() + 4 * GiB
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    wanted = _private_memory() + 4 * GiB
     limit = MemoryLimit(wanted)
     limit.apply()
     try:
-        assert resource.getrlimit(resource.RLIMIT_AS) == (wanted, hard)
+        assert resource.getrlimit(resource.RLIMIT_DATA) == (wanted, hard)
     finally:
         limit.restore()
-    assert resource.getrlimit(resource.RLIMIT_AS) == (soft, hard)
+    assert resource.getrlimit(resource.RLIMIT_DATA) == (soft, hard)

@@ -6,6 +6,7 @@ import pytest
 
 from autograder.profiles.profile import ProfileError, load_profile
 from autograder.profiles.timing import (
+    CUDA_MEMORY_BYTES,
     MARGIN,
     MIN_CALL_SECONDS,
     MIN_WORKER_SECONDS,
@@ -15,6 +16,7 @@ from autograder.profiles.timing import (
     training_test_seconds,
     worker_limits,
 )
+from autograder.worker.limits import Limits
 
 
 def _variant(tmp_path, name="stl10", **changes):
@@ -58,9 +60,9 @@ def test_the_real_profiles_fit_their_targets_on_their_measured_costs():
     assert cpu.calibration_warning() is not None and gpu.calibration_warning() is not None
 
 
-def test_a_cuda_profile_has_no_address_space_limit_which_cuda_start_up_exceeds():
-    assert worker_limits(load_profile("stl10-gpu")).memory_bytes is None
-    assert worker_limits(load_profile("stl10")).memory_bytes is not None
+def test_every_profile_limits_the_worker_memory_and_a_cuda_profile_allows_more():
+    cpu, gpu = worker_limits(load_profile("stl10")).memory_bytes, worker_limits(load_profile("stl10-gpu")).memory_bytes
+    assert cpu == Limits().memory_bytes and gpu == CUDA_MEMORY_BYTES > cpu
 
 
 def test_malformed_costs_are_refused_naming_the_field(tmp_path):

@@ -105,11 +105,28 @@ def test_memory_hog_fails_with_a_memory_description():
     result = run_sandboxed(py(hog), Limits(wall_seconds=20, memory_bytes=512 * MiB))
     assert result.returncode == 1
     assert b"MemoryError" in result.stderr
-    assert result.describe() == "exceeded memory limit of 512 MiB address space (exited with code 1)"
+    assert result.describe() == "exceeded memory limit of 512 MiB (exited with code 1)"
     # Linux carries the forking parent's peak RSS into the child's ru_maxrss (it is kept across exec), so the
     # bound is the limit plus this test process's own peak: a large pytest process must not make this flaky.
     parent_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert result.max_rss_bytes < 512 * MiB + parent_peak
+
+
+def test_the_memory_limit_counts_private_memory_not_the_mappings_a_cuda_context_makes():
+    """A CUDA context reserves address space without access rights and maps the device shared; an address-space
+    limit broke its start-up. Under 512 MiB, a 64 GiB reservation and a 2 GiB shared mapping succeed, and
+    1 GiB of writable private memory still fails."""
+    code = (
+        "import mmap\n"
+        "reserved = mmap.mmap(-1, 64 << 30, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, prot=0)\n"
+        "shared = mmap.mmap(-1, 2 << 30, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)\n"
+        "print('mapped', len(reserved) >> 30, len(shared) >> 30, flush=True)\n"
+        "private = mmap.mmap(-1, 1 << 30, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\n"
+    )
+    result = run_sandboxed(py(code), Limits(wall_seconds=20, memory_bytes=512 * MiB))
+    assert result.stdout == b"mapped 64 2\n", result.stderr
+    assert b"Cannot allocate memory" in result.stderr
+    assert result.describe() == "exceeded memory limit of 512 MiB (exited with code 1)"
 
 
 def test_output_flood_is_truncated_and_fast():
