@@ -35,6 +35,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from autograder.assignment.source import REPO_ROOT
+from autograder.delivery.devices import detect_devices
 from autograder.delivery.executors import (
     EXECUTORS,
     GRADER_ERROR,
@@ -44,7 +45,6 @@ from autograder.delivery.executors import (
     GradeTask,
     LocalExecutor,
     TaskResult,
-    detect_devices,
     last_line,
     pack_submission,
 )

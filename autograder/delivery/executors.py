@@ -8,9 +8,7 @@ a node: `batch` writes OUT/<id>/ from the returned result. A node that dies mid-
 Slurm job ended) loses only the task's attempt: the Dask scheduler gives the task to another worker, up to
 `distributed.scheduler.allowed-failures` times (3), after which the row is a grader error, retried next run.
 
-GPUs: a process that runs grades owns the devices it was given (`--gpus`, or those this node shows: its
-`CUDA_VISIBLE_DEVICES`, else `nvidia-smi -L`); each grade holds one device for its whole run, alone
-(`CUDA_VISIBLE_DEVICES=<that device>`), and waits while every device is busy.
+GPUs: each grade holds one device of its process's pool for its whole run (`delivery/devices.py`).
 """
 
 from __future__ import annotations
@@ -32,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.assignment.source import REPO_ROOT
+from autograder.delivery.devices import GPU_ENVIRONMENT, DevicePool, node_pool
 from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
 from autograder.worker.confinement import unavailable_reason
 from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
 
 OK, GRADER_ERROR = "ok", "grader-error"
 EXECUTORS = ("local", "dask", "slurm")
-GPU_ENVIRONMENT = "PS7_GPUS"  # a node's devices for grades, "0,1" (overrides what the node shows)
 _REPORT_WAIT_SECONDS = 10.0  # after the grade exits, for its pipe to drain (a child still holding it: no more)
 _MAX_REPORT_BYTES = 16 * 1024**2
 _MAX_LOG_BYTES = 4 * 1024**2  # a grade's log comes back whole up to this, else its end
@@ -101,72 +99,6 @@ def _unpack(task: GradeTask, into: Path) -> Path:
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_bytes(content)
     return target
-
-
-# ------------------------------------------------------------------------------------------------- devices
-def detect_devices() -> list[str]:
-    """The GPUs this process may hand out: PS7_GPUS, else CUDA_VISIBLE_DEVICES, else those `nvidia-smi -L`
-    lists; none on a machine without GPUs."""
-    for variable in (GPU_ENVIRONMENT, "CUDA_VISIBLE_DEVICES"):
-        value = os.environ.get(variable)
-        if value is not None:
-            return parse_devices(value)
-    program = shutil.which("nvidia-smi")
-    if program is None:
-        return []
-    try:
-        listed = subprocess.run([program, "-L"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [str(index) for index, line in enumerate(listed.stdout.splitlines()) if line.startswith("GPU ")]
-
-
-def parse_devices(text: str) -> list[str]:
-    """ "0,1" -> ["0", "1"]; "" or "none" -> [] (no GPU: grades run on the CPU)."""
-    if text.strip().lower() in ("", "none", "-1"):
-        return []
-    devices = [part.strip() for part in text.split(",") if part.strip()]
-    if len(set(devices)) != len(devices):
-        raise ValueError(f"a device is listed twice in {text!r}")
-    return devices
-
-
-class DevicePool:
-    """Hands each grade one device of its own for its whole run; `hold()` waits while all are taken.
-    Without devices it hands out None at once (no limit, no CUDA_VISIBLE_DEVICES set)."""
-
-    def __init__(self, devices: Sequence[str]) -> None:
-        self.devices = list(devices)
-        self._free = list(self.devices)
-        self._changed = threading.Condition()
-
-    @contextlib.contextmanager
-    def hold(self) -> Iterator[str | None]:
-        if not self.devices:
-            yield None
-            return
-        with self._changed:
-            self._changed.wait_for(lambda: bool(self._free))
-            device = self._free.pop(0)
-        try:
-            yield device
-        finally:
-            with self._changed:
-                self._free.append(device)
-                self._changed.notify()
-
-
-_node_pool: DevicePool | None = None
-_node_pool_lock = threading.Lock()
-
-
-def node_pool() -> DevicePool:
-    """The device pool of this process (one per Dask worker process: it owns its node's GPUs)."""
-    global _node_pool
-    with _node_pool_lock:
-        if _node_pool is None:
-            _node_pool = DevicePool(detect_devices())
-        return _node_pool
 
 
 # ---------------------------------------------------------------------------------------------- one grade

@@ -18,12 +18,11 @@ import pytest
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 from autograder.assignment.source import REPO_ROOT
+from autograder.delivery.devices import DevicePool, parse_devices
 from autograder.delivery.executors import (
     PRIVATE_PREFIX,
-    DevicePool,
     GradeTask,
     pack_submission,
-    parse_devices,
     remove_abandoned_folders,
     run_grade_task,
 )

@@ -207,13 +207,7 @@ def forward_shape(
 ) -> dict[str, Any]:
     """Shape, dtype and value range of `name(**init_args)(x)` for x uniform in [0, scale) of `input_shape`
     (a large scale drives the last layer far from zero, where a wrong final activation shows)."""
-    model = instantiate(ctx, name, init_args, seed)
-    x = random_tensor(input_shape, seed) * scale
-    model.eval()
-    with torch.no_grad():
-        y = model(x)
-    if not isinstance(y, torch.Tensor):
-        raise ProbeError(f"`{name}.forward` should return a tensor, but it returned a {type(y).__name__}")
+    _, y = _evaluate(instantiate(ctx, name, init_args, seed), name, input_shape, seed, scale)
     finite = bool(torch.isfinite(y).all()) if y.is_floating_point() else True
     return {
         "shape": list(y.shape),
@@ -259,13 +253,21 @@ def forward_with_weights(
                 raise ProbeError(f"convolution `{layer_name}` has no bias (bias=False); the specified layers have one")
             module.weight.copy_(weight)
             module.bias.copy_(bias)
+    x, y = _evaluate(model, name, input_shape, seed, scale)
+    return {"input": x, "output": y.detach().cpu()}
+
+
+def _evaluate(
+    model: torch.nn.Module, name: str, input_shape: list[int], seed: int, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input, uniform in [0, scale) of `input_shape`, and what the model in eval mode returns for it."""
     x = random_tensor(input_shape, seed) * scale
     model.eval()
     with torch.no_grad():
         y = model(x)
     if not isinstance(y, torch.Tensor):
         raise ProbeError(f"`{name}.forward` should return a tensor, but it returned a {type(y).__name__}")
-    return {"input": x, "output": y.detach().cpu()}
+    return x, y
 
 
 # ------------------------------------------------------------------------------------------ 7.1.3
