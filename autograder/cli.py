@@ -15,10 +15,14 @@ import json
 import sys
 from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder.assignment.source import REPO_ROOT
 from autograder.profiles.profile import DEFAULT_PROFILE, PUBLIC_PROFILE
 from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
+
+if TYPE_CHECKING:
+    from autograder.worker.client import Worker
 
 STUDENT_COMMANDS = ("check",)  # all that the student package's `python -m autograder` offers
 STUDENT_DESCRIPTION = (
@@ -106,6 +110,7 @@ def _run_grade(
     keep: bool = True,
     html: Path | None = None,
     as_json: bool = False,
+    spare: Worker | None = None,
 ) -> int:
     """Prepare the profile if needed, grade, print the table, the reason of each lost point and a summary
     (or, with `as_json`, only the results document on stdout). The exit status is in the module docstring."""
@@ -147,7 +152,7 @@ def _run_grade(
     notes = sys.stderr if as_json else sys.stdout
     try:
         with contextlib.redirect_stdout(notes):
-            finished = grade(submission, results, profile=profile, suite=suite, only=only, html=html)
+            finished = grade(submission, results, profile=profile, suite=suite, only=only, html=html, spare=spare)
     except NothingSelected as error:
         return _usage_error(command, str(error))
     if as_json:
@@ -197,16 +202,37 @@ def _grade(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="ps7-check-") as folder:
-        return _run_grade(
-            args.submission,
-            Path(folder) / "results.json",
-            args.profile,
-            "public",
-            args.only,
-            keep=False,
-            as_json=args.json,
-        )
+    def once(spare: Worker | None = None) -> int:
+        with tempfile.TemporaryDirectory(prefix="ps7-check-") as folder:
+            return _run_grade(
+                args.submission,
+                Path(folder) / "results.json",
+                args.profile,
+                "public",
+                args.only,
+                keep=False,
+                as_json=args.json,
+                spare=spare,
+            )
+
+    if not args.watch:
+        return once()
+    if args.json:
+        return _usage_error("check", "--watch prints for people and --json for tools: give one of them")
+    problem = _unreadable(args.submission, "file or folder")
+    if problem is None and not args.submission.is_file():
+        problem = f"{args.submission}: --watch watches one notebook file, not a folder"
+    if problem is not None:
+        return _usage_error("check", problem)
+    from autograder.grading.watch import watch
+    from autograder.worker.client import Worker
+
+    def spare() -> Worker:
+        worker = Worker(None, profile=args.profile)
+        worker.begin()
+        return worker
+
+    return watch(args.submission, once, spare)
 
 
 def _zip(args: argparse.Namespace) -> int:
@@ -235,7 +261,7 @@ def _batch(args: argparse.Namespace) -> int:
         load_profile(args.profile)
     except ProfileError as error:
         return _usage_error("batch", str(error))
-    from autograder.delivery.executors import parse_devices
+    from autograder.delivery.devices import parse_devices
 
     try:
         devices = None if args.gpus is None else parse_devices(args.gpus)
@@ -334,6 +360,9 @@ def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser
     check.add_argument("--profile", default=PUBLIC_PROFILE, help=f"profile name or JSON file ({PUBLIC_PROFILE})")
     check.add_argument("--only", metavar="COMPONENT", help="only the checks of one component, e.g. 7.1.1")
     check.add_argument("--json", action="store_true", help="print only the results document (JSON) on stdout")
+    check.add_argument(
+        "--watch", action="store_true", help="check again each time the notebook is saved, in seconds (Ctrl-C stops)"
+    )
     check.set_defaults(handler=_check)
 
     zip_ = commands.add_parser("zip", help="build the Gradescope upload (setup.sh and run_autograder at its root)")

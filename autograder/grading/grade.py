@@ -125,20 +125,28 @@ def grade(
     html: str | os.PathLike[str] | None = None,
     worker_options: dict[str, Any] | None = None,
     verbose: bool = False,
+    spare: Worker | None = None,
 ) -> Results:
     """Grade one submission (a file, or a folder searched for one) into `results_path` and return the
     results. `suite` "all" (the CLI's default too) runs every test, "public" the visible ones only; `only` keeps one
     component ("7.1.1") or part ("7.1"); `training` False leaves out the tests that train on the profile's
     budget, a component ("7.1.3") keeps only that component's (the corpus tests use both, to train only
-    where a bug can show); `html` also writes the
-    report page with the run's figures. Never raises for a bad submission; a grader failure still writes
-    a fallback file; raises NothingSelected, writing nothing, when `only` selects no test."""
+    where a bug can show); `html` also writes the report page with the run's figures; `spare` is a worker
+    begun without a submission, with the same options (`check --watch` starts the next one while the student
+    edits), which this grade takes instead of starting one. Never raises for a bad submission; a grader failure
+    still writes a fallback file; raises NothingSelected, writing nothing, when `only` selects no test."""
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {SUITES}, got {suite!r}")
     results_path = Path(results_path)
     submission, error = _read(Path(submission_path))
     deadline = Deadline.for_grade(load_profile(profile).deadline_minutes)
-    worker = _begun_worker(submission, profile, {"deadline": deadline, **(worker_options or {})})
+    if spare is not None and submission is not None:
+        spare.assign(submission, deadline)
+        worker = spare
+    else:
+        if spare is not None:
+            spare.close()
+        worker = _begun_worker(submission, profile, {"deadline": deadline, **(worker_options or {})})
     from autograder.grading.plugin import GradingPlugin  # imports torch and the probes
 
     try:

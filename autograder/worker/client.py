@@ -139,11 +139,7 @@ class Worker:
         self.load_timeout = load_timeout
         self.definition_timeout = definition_timeout
         self.max_response_bytes = max_response_bytes
-        self.plan = load_plan(submission) if submission is not None else LoadPlan("", [])
-        imports = {"name": IMPORTS_PART, "source": self.plan.imports, "filename": "<cell imports>", "lineno": 1}
-        self._parts = [{**imports, "binds": [], "label": "your imports"}] if self.plan.imports else []
-        self._parts += [part.request() for part in self.plan.parts]
-        self.notes = list(self.plan.notes)
+        self._plan(submission)
         self._user_choice = user
         self.private_paths = list(private_paths or [])
         self._confine = confine
@@ -159,7 +155,6 @@ class Worker:
         self._buffer = bytearray()
         self._next_id = 0
         self._crashed: dict[str, str] = {}
-        self._unavailable: dict[str, str] = dict(self.plan.not_run)  # names no loaded part binds -> why
         self._start_error: str | None = None
         self.load_errors: dict[str, str] = {}
         self.import_errors: list[list[str]] = []
@@ -168,10 +163,28 @@ class Worker:
         self.stdout_log: list[str] = []
         self.timeouts: list[str] = []  # what each call that ran out of time was, in the order it happened
 
+    def _plan(self, submission: Submission | None) -> None:
+        self.plan = load_plan(submission) if submission is not None else LoadPlan("", [])
+        imports = {"name": IMPORTS_PART, "source": self.plan.imports, "filename": "<cell imports>", "lineno": 1}
+        self._parts = [{**imports, "binds": [], "label": "your imports"}] if self.plan.imports else []
+        self._parts += [part.request() for part in self.plan.parts]
+        self.notes = list(self.plan.notes)
+        self._unavailable: dict[str, str] = dict(self.plan.not_run)  # names no loaded part binds -> why
+
     # ------------------------------------------------------------------ public
     @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def assign(self, submission: Submission, deadline: Deadline | None = None) -> None:
+        """Give a worker begun without a submission (a spare, started ahead so that its imports are done) the
+        submission it is to load, and the grade's deadline. Its launch loaded only the provided code, so it is
+        then the worker `Worker(submission)` would have begun; refused once any student part has been sent."""
+        loaded = self._proc is not None and self._pending_load is None
+        if loaded or self.plan.parts or self.plan.imports or self.starts > 1:
+            raise WorkerError("internal grader error: a worker is assigned a submission only before it loads one")
+        self._plan(submission)
+        self.deadline = deadline
 
     def begin(self) -> None:
         """Start a worker loading in the background, so that its imports (seconds) overlap the grader's own
@@ -370,7 +383,6 @@ class Worker:
                 "provided": provided_code(),
                 "definition_timeout": self.definition_timeout,
                 "known_errors": self._crashed,
-                "unavailable": self._unavailable,
             }
         )
         self._load_deadline = time.monotonic() + self.load_timeout
@@ -421,6 +433,12 @@ class Worker:
         loaded: list[str] = []
         errors: dict[str, str] = {}
         import_errors: list[Any] = []
+        if self._unavailable:
+            request_id = self._send({"op": "unavailable", "names": self._unavailable})
+            message, payload = self._receive(request_id, self._load_deadline, self.max_response_bytes)
+            answer = observation_from_response(message, self.max_response_bytes, payload=payload)
+            if not answer.ok:
+                raise ProtocolError(answer.message)
         for part in self._parts:
             if part["name"] in self._crashed:
                 continue

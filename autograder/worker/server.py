@@ -7,11 +7,12 @@ in-memory capture whose text is returned with each response: nothing student cod
 the protocol.
 
 Requests (one JSON object per line, each with an integer "id"):
-- {"op": "load", "profile": P, "provided": SRC, "definition_timeout": S, "known_errors": {name: why},
-   "unavailable": {name: why}}: builds the student namespace from the canonical provided code (sent by the
-   grader: this process never reads the assignment source, which holds the solutions). "known_errors" are
-   the parts left out because they stopped an earlier worker; "unavailable" the names no loaded part binds,
-   with the reason, which explains a NameError a probe then meets.
+- {"op": "load", "profile": P, "provided": SRC, "definition_timeout": S, "known_errors": {name: why}}: builds
+   the student namespace from the canonical provided code (sent by the grader: this process never reads the
+   assignment source, which holds the solutions). "known_errors" are the parts left out because they stopped an
+   earlier worker. Nothing in it is the submission's, so a worker can load before its submission is known.
+- {"op": "unavailable", "names": {name: why}}: the names no loaded part binds, with the reason, which explains
+   a NameError a probe then meets.
 - {"op": "define", "name": N, "source": SRC, "filename": F, "lineno": L, "binds": [names], "label": TEXT}:
    runs one student part (the imports, a definition, a top-level statement) in that namespace under a timer
    of "definition_timeout" seconds. The grader sends one request per part, so that when a part kills the
@@ -144,8 +145,12 @@ class WorkerState:
             return {"ok": False, "error": f"the provided code failed to load: {describe_error(error)}"}
         self.namespace = student
         self.load_errors = {str(name): str(text) for name, text in dict(request.get("known_errors", {})).items()}
-        self.unavailable = {str(name): str(text) for name, text in dict(request.get("unavailable", {})).items()}
+        self.unavailable = {}
         self.definition_timeout = float(request.get("definition_timeout", 20.0))
+        return {"ok": True, "data": {}}
+
+    def note_unavailable(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.unavailable.update({str(name): str(text) for name, text in dict(request.get("names", {})).items()})
         return {"ok": True, "data": {}}
 
     def define(self, part: dict[str, Any]) -> dict[str, Any]:
@@ -259,6 +264,8 @@ class Server:
             op = request.get("op")
             if op == "load":
                 response = self.state.load(request)
+            elif op == "unavailable":
+                response = self.state.note_unavailable(request)
             elif op == "define":
                 response = self.state.define(request)
             elif op == "standard":

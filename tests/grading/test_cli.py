@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,44 @@ def test_a_submission_that_cannot_be_read_is_graded_with_exit_0(synthetic, tmp_p
         assert document.tests and document.total_score == 0
         assert all(reason in test.output and "could not be read" in test.output for test in document.tests)
         assert reason in done.stdout
+
+
+def _until_watching(process: subprocess.Popen[str], log: list[str]) -> str:
+    """The lines `check --watch` prints for one check, up to its "watching" line."""
+    answer: list[str] = []
+    for line in process.stdout:
+        log.append(line)
+        answer.append(line)
+        if line.startswith("==== watching"):
+            return "".join(answer)
+    raise AssertionError("check --watch ended before answering:\n" + "".join(log[-60:]))
+
+
+def test_watch_checks_again_after_each_save_with_the_new_contents_and_stops_on_ctrl_c(synthetic, tmp_path):
+    notebook = tmp_path / "ps7.ipynb"
+    notebook.write_bytes((REPO_ROOT / TEMPLATE_NOTEBOOK).read_bytes())
+    argv = [sys.executable, "-m", "autograder", "check", "--watch", str(notebook)]
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log: list[str] = []
+    try:
+        first = _until_watching(process, log)
+        assert "Public tests: 0 / 5.1 points." in first and first.startswith(f"==== checking {notebook}")
+        notebook.write_bytes((REPO_ROOT / REFERENCE_NOTEBOOK).read_bytes())  # the student's save
+        second = _until_watching(process, log)
+        assert "Public tests: 5.1 / 5.1 points." in second, second
+        notebook.touch()  # the same contents: no check
+        notebook.write_bytes(b"{ not a notebook")
+        third = _until_watching(process, log)
+        assert "is not a notebook" in _words(third) and "Public tests: 0 / 5.1 points." in third, third
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 0 and "stopped watching" in rest, "".join(log) + rest
+    assert "".join(log).count("==== checking") == 3
+
+
+def test_watch_refuses_json_and_folders_with_a_usage_error(tmp_path):
+    for extra, message in ((["--json"], "--watch prints for people"), ([], "not a folder")):
+        target = tmp_path if not extra else REPO_ROOT / TEMPLATE_NOTEBOOK
+        done = autograder("check", "--watch", target, *extra, timeout=60)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
