@@ -27,7 +27,7 @@ from autograder.data import flickr8k, stl10, synthetic
 from autograder.grading import grade
 from autograder.profiles import backbones
 from autograder.profiles.layout import prepared_manifest
-from autograder.profiles.prepare import prepare
+from autograder.profiles.prepare import OFFLINE_VARIABLES, prepare
 from autograder.profiles.profile import load_profile
 
 TEXT_DIM = 32
@@ -60,6 +60,8 @@ def _small_stl10(folder: Path) -> Path:
 
 def test_prepare_stl10_from_local_copies_then_grade_the_reference(stand_ins, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PS7_CACHE", str(tmp_path / "cache"))
+    for variable in OFFLINE_VARIABLES:  # as on a TA's machine; prepare sets them itself, restored after the test
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(stl10, "verify_checksums", lambda root: [])  # the one fake: see the module docstring
     profile = load_profile(_small_stl10(tmp_path))
     prepare(
