@@ -224,15 +224,10 @@ def _check(args: argparse.Namespace) -> int:
         problem = f"{args.submission}: --watch watches one notebook file, not a folder"
     if problem is not None:
         return _usage_error("check", problem)
+    from autograder.grading.grade import begin_worker
     from autograder.grading.watch import watch
-    from autograder.worker.client import Worker
 
-    def spare() -> Worker:
-        worker = Worker(None, profile=args.profile)
-        worker.begin()
-        return worker
-
-    return watch(args.submission, once, spare)
+    return watch(args.submission, once, lambda: begin_worker(None, args.profile))
 
 
 def _zip(args: argparse.Namespace) -> int:

@@ -97,21 +97,27 @@ def _read(submission_path: Path) -> tuple[Any, str | None]:
         return None, str(error)
 
 
+def begin_worker(submission: Submission | None, profile: str, options: dict[str, Any] | None = None) -> Worker:
+    """A worker for `submission` that starts loading in the background now; with no submission, a spare that
+    imports while the submission is not yet known (`grade(spare=...)`, which `check --watch` uses)."""
+    worker = Worker(submission, profile=profile, **(options or {}))
+    try:
+        worker.begin()
+    except BaseException:
+        worker.close()
+        raise
+    return worker
+
+
 def _begun_worker(submission: Submission | None, profile: str, options: dict[str, Any]) -> Worker | None:
-    """A worker for `submission`, loading in the background, or None (no submission, or it cannot even be set up:
-    the grading plugin then makes its own at collection, and a test reports the problem as before)."""
+    """`begin_worker`, or None (no submission, or it cannot even be set up: the grading plugin then makes its own
+    at collection, and a test reports the problem as before)."""
     if submission is None:
         return None
     try:
-        worker = Worker(submission, profile=profile, **options)
+        return begin_worker(submission, profile, options)
     except Exception:  # noqa: BLE001 - reported where it was before: by the plugin's own worker, in a test
         return None
-    try:
-        worker.begin()
-    except Exception:  # noqa: BLE001 - as above
-        worker.close()
-        return None
-    return worker
 
 
 def grade(

@@ -434,21 +434,13 @@ class Worker:
         errors: dict[str, str] = {}
         import_errors: list[Any] = []
         if self._unavailable:
-            request_id = self._send({"op": "unavailable", "names": self._unavailable})
-            message, payload = self._receive(request_id, self._load_deadline, self.max_response_bytes)
-            answer = observation_from_response(message, self.max_response_bytes, payload=payload)
-            if not answer.ok:
-                raise ProtocolError(answer.message)
+            self._load_request({"op": "unavailable", "names": self._unavailable}, self._load_deadline)
         for part in self._parts:
             if part["name"] in self._crashed:
                 continue
             current[0] = part
             deadline = min(self._load_deadline, time.monotonic() + self.definition_timeout + _PART_GRACE_SECONDS)
-            request_id = self._send({"op": "define", **part})
-            message, payload = self._receive(request_id, deadline, self.max_response_bytes)
-            answer = observation_from_response(message, self.max_response_bytes, payload=payload)
-            if not answer.ok:
-                raise ProtocolError(answer.message)
+            answer = self._load_request({"op": "define", **part}, deadline)
             if answer.stdout:
                 self.stdout_log.append(f"[load {part['label']}] {answer.stdout}")
             error = answer.data.get("error")
@@ -461,6 +453,15 @@ class Worker:
             import_errors.extend(report.import_errors)
         current[0] = None
         return loaded, errors, import_errors
+
+    def _load_request(self, message: dict[str, Any], deadline: float) -> Observation:
+        """One request of the load, answered by `deadline`; an answer that is not ok ends the load."""
+        request_id = self._send(message)
+        response, payload = self._receive(request_id, deadline, self.max_response_bytes)
+        answer = observation_from_response(response, self.max_response_bytes, payload=payload)
+        if not answer.ok:
+            raise ProtocolError(answer.message)
+        return answer
 
     def _death(self) -> str:
         """Why the worker ended, after making sure it has (its pipe closed), then forget it."""
