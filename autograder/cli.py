@@ -5,6 +5,9 @@ cannot be read is graded too: every test fails with the reason, and the results 
 grader itself failed (`grade`, `check`: a fallback results file says so; `batch`: some submission's grader
 failed); 2 on a usage error (a path that does not exist or is not a notebook or .py file, an unknown
 profile, `--only` selecting no test), with one line on stderr and no results file written.
+
+Over 400 lines on purpose: the whole command line (every sub-command's options and its few-line handler) reads
+in one place, and each handler imports what it drives only when run, so `check` starts without the rest.
 """
 
 from __future__ import annotations

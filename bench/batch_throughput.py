@@ -1,8 +1,10 @@
 """Grades per hour of `batch` on copies of one notebook: a real `batch` (full suite, training on), timed with
 the machine's load sampled every 10 s, since this machine is shared.
 
-    .venv/bin/python bench/batch_throughput.py [--copies 20] [--notebook reference/ps7_solution.ipynb]
+    .venv/bin/python bench/batch_throughput.py [--copies 20] [--notebook reference/ps7_solution.ipynb ...]
         [--work /tmp/batch-bench] -- [batch options, e.g. --jobs 1 --executor dask]
+
+With several notebooks (e.g. `--notebook tests/corpus/students/*`), the copies take them in turn.
 
 Prints one JSON line: copies, wall seconds, grades per hour, mean and peak 1-minute load, the batch's exit
 status and the CSV's totals (every copy of the reference must score full marks).
@@ -31,7 +33,7 @@ def _load() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=20)
-    parser.add_argument("--notebook", type=Path, default=REPO_ROOT / "reference" / "ps7_solution.ipynb")
+    parser.add_argument("--notebook", type=Path, nargs="+", default=[REPO_ROOT / "reference" / "ps7_solution.ipynb"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/batch-bench"))
     parser.add_argument("batch_options", nargs=argparse.REMAINDER)
     args = parser.parse_args()
@@ -39,8 +41,10 @@ def main() -> int:
     folder, out = args.work / "submissions", args.work / "graded"
     shutil.rmtree(args.work, ignore_errors=True)
     folder.mkdir(parents=True)
+    notebooks = args.notebook
     for index in range(args.copies):
-        shutil.copy(args.notebook, folder / f"copy_{index:03d}.ipynb")
+        source = notebooks[index % len(notebooks)]
+        shutil.copy(source, folder / f"copy_{index:03d}{source.suffix}")
     samples: list[float] = [_load()]
     stop = threading.Event()
 
