@@ -285,7 +285,8 @@ def run_batch(
             else:
                 tasks.append(task)
         engine = (
-            LocalExecutor(jobs, devices)
+            # PS7_PYTHON names the command each grade runs with (another interpreter, a wrapper): a fresh one each.
+            LocalExecutor(jobs, devices, warm=not os.environ.get("PS7_PYTHON"))
             if executor == "local"
             else DaskExecutor(executor, jobs, scheduler=scheduler, devices=devices)
         )

@@ -14,10 +14,8 @@ GPUs: each grade holds one device of its process's pool for its whole run (`deli
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from pathlib import Path
 
 from autograder.assignment.source import REPO_ROOT
 from autograder.delivery.devices import GPU_ENVIRONMENT, DevicePool, node_pool
+from autograder.delivery.warm_start import ForkedGrade, die_with_parent, start_forked_grade
 from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
 from autograder.worker.confinement import unavailable_reason
 from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
@@ -40,8 +39,10 @@ EXECUTORS = ("local", "dask", "slurm")
 _REPORT_WAIT_SECONDS = 10.0  # after the grade exits, for its pipe to drain (a child still holding it: no more)
 _MAX_REPORT_BYTES = 16 * 1024**2
 _MAX_LOG_BYTES = 4 * 1024**2  # a grade's log comes back whole up to this, else its end
-_PR_SET_PDEATHSIG = 1
 PRIVATE_PREFIX = "ps7-batch-"  # + the pid of the process grading in it + "-": a folder per task
+
+
+Grade = subprocess.Popen[bytes] | ForkedGrade  # a running grade: wait(timeout) and kill()
 
 
 class ExecutorError(Exception):
@@ -106,14 +107,14 @@ class Running:
     """The grade processes of this process, so an interrupted batch stops them all."""
 
     def __init__(self) -> None:
-        self._processes: set[subprocess.Popen[bytes]] = set()
+        self._processes: set[Grade] = set()
         self._lock = threading.Lock()
 
-    def add(self, process: subprocess.Popen[bytes]) -> None:
+    def add(self, process: Grade) -> None:
         with self._lock:
             self._processes.add(process)
 
-    def discard(self, process: subprocess.Popen[bytes]) -> None:
+    def discard(self, process: Grade) -> None:
         with self._lock:
             self._processes.discard(process)
 
@@ -123,16 +124,12 @@ class Running:
                 process.kill()
 
 
-def _die_with_this_process() -> None:
-    """In the grade's child, before exec: SIGKILL it when the process that started it dies (a Dask worker
-    killed mid-task must not leave its grade running)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def run_grade_task(task: GradeTask, pool: DevicePool | None = None, running: Running | None = None) -> TaskResult:
+def run_grade_task(
+    task: GradeTask, pool: DevicePool | None = None, running: Running | None = None, warm: bool = False
+) -> TaskResult:
     """Grade one submission here with `python -m autograder grade` (PS7_PYTHON, else this interpreter), on a
-    device of `pool` (default: this process's), and return what its grade reported on its private pipe."""
+    device of `pool` (default: this process's), and return what its grade reported on its private pipe. `warm`:
+    fork the grade from the batch's fork server (`delivery/warm_start.py`) rather than start an interpreter."""
     pool = pool if pool is not None else node_pool()
     started = time.monotonic()
     if task.networked and not task.unsafe_same_user:
@@ -156,10 +153,26 @@ def run_grade_task(task: GradeTask, pool: DevicePool | None = None, running: Run
             submission = _unpack(task, folder)
         except (OSError, ValueError) as error:
             return TaskResult(GRADER_ERROR, f"could not unpack the submission: {error}", b"", b"", 0.0)
-        argv = [python, "-m", "autograder", "grade", str(submission), "--results", str(folder / "results.json")]
-        argv += ["--profile", task.profile, "--suite", task.suite]
-        argv += [UNSAFE_SAME_USER_FLAG] if task.unsafe_same_user else []
-        status, reason, reported, log = _run(argv, env, folder / "grade.log", task.timeout, running)
+        command = ["grade", str(submission), "--results", str(folder / "results.json")]
+        command += ["--profile", task.profile, "--suite", task.suite]
+        command += [UNSAFE_SAME_USER_FLAG] if task.unsafe_same_user else []
+
+        def start(results_fd: int) -> Grade:
+            grade_env = {**env, RESULTS_FD_ENVIRONMENT: str(results_fd)}
+            if warm:
+                return start_forked_grade(python, command, grade_env, folder / "grade.log", results_fd)
+            with (folder / "grade.log").open("wb") as log:
+                return subprocess.Popen(
+                    [python, "-m", "autograder", *command],
+                    cwd=REPO_ROOT,
+                    env=grade_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(results_fd,),
+                    preexec_fn=die_with_parent,
+                )
+
+        status, reason, reported, log = _run(start, folder / "grade.log", task.timeout, running)
     return TaskResult(status, reason, reported, log, round(time.monotonic() - started, 1), socket.gethostname(), device)
 
 
@@ -193,40 +206,30 @@ def _concurrent_grades() -> int:
 
 
 def _run(
-    argv: list[str], env: dict[str, str], log_path: Path, timeout: float, running: Running | None
+    start: Callable[[int], Grade], log_path: Path, timeout: float, running: Running | None
 ) -> tuple[str, str, bytes, bytes]:
-    """Run one grade: (status, reason, the results document it reported on its pipe, its log)."""
+    """Run one grade, `start(results_fd)`: (status, reason, the results document it reported on its pipe, its log)."""
     read_end, write_end = os.pipe()
-    env = {**env, RESULTS_FD_ENVIRONMENT: str(write_end)}
     reported = bytearray()
     try:
-        with log_path.open("wb") as stream:
-            process = subprocess.Popen(
-                argv,
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=stream,
-                stderr=subprocess.STDOUT,
-                pass_fds=(write_end,),
-                preexec_fn=_die_with_this_process,
-            )
-            os.close(write_end)
-            write_end = -1
-            reader = threading.Thread(target=_read_all, args=(read_end, reported), daemon=True)
-            reader.start()
+        process = start(write_end)
+        os.close(write_end)
+        write_end = -1
+        reader = threading.Thread(target=_read_all, args=(read_end, reported), daemon=True)
+        reader.start()
+        if running is not None:
+            running.add(process)
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            log = _tail(log_path)
+            return GRADER_ERROR, f"grading took longer than {timeout:g} s and was stopped", b"", log
+        finally:
             if running is not None:
-                running.add(process)
-            try:
-                code = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                log = _tail(log_path)
-                return GRADER_ERROR, f"grading took longer than {timeout:g} s and was stopped", b"", log
-            finally:
-                if running is not None:
-                    running.discard(process)
-            reader.join(timeout=_REPORT_WAIT_SECONDS)
+                running.discard(process)
+        reader.join(timeout=_REPORT_WAIT_SECONDS)
     finally:
         if write_end >= 0:
             os.close(write_end)
@@ -263,16 +266,18 @@ def last_line(text: str) -> str:
 # ------------------------------------------------------------------------------------------------ executors
 @dataclass
 class LocalExecutor:
-    """`jobs` grades at once in threads of this process, each a `grade` subprocess, on this machine's GPUs."""
+    """`jobs` grades at once in threads of this process, each a `grade` process, on this machine's GPUs; `warm`:
+    forked from this batch's fork server (`delivery/warm_start.py`), else each a fresh interpreter."""
 
     jobs: int
     devices: Sequence[str] = ()
     running: Running = field(default_factory=Running)
+    warm: bool = True
 
     def run(self, tasks: Iterable[GradeTask], on_done: Callable[[GradeTask, TaskResult], None]) -> None:
         pool = DevicePool(self.devices)
         with ThreadPoolExecutor(max_workers=self.jobs) as threads:
-            futures = {threads.submit(run_grade_task, task, pool, self.running): task for task in tasks}
+            futures = {threads.submit(run_grade_task, task, pool, self.running, self.warm): task for task in tasks}
             try:
                 for future in as_completed(futures):
                     on_done(futures[future], future.result())

@@ -1,0 +1,126 @@
+"""`batch`'s grades forked from a process that has imported the grader once: a warm start for the trusted side.
+
+Each grade still runs in a process of its own, as `python -m autograder grade` would (its own memory limit,
+deadline, fresh sandboxed worker, log and exit status), but that process is forked from `multiprocessing`'s fork
+server, which imported torch, pytest and the grading package once for the whole batch, instead of importing
+them again for every submission. Only the grader's own imports run in the fork server: no torch operation (a
+fork after torch's thread pool exists can hang), no CUDA, no submission, so nothing passes from one grade to
+the next. Forking the sandboxed worker the same way was not built: BENCHMARKS.md ("Removing the per-grade start
+cost") says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from autograder.assignment.source import REPO_ROOT
+from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
+
+# What every grade imports before it reads its submission (`-X importtime` of a grade): the command line, the
+# grading plugin with torch and the probes, pytest. The suites are left to pytest, which rewrites their asserts.
+PRELOAD = ("autograder.cli", "autograder.grading.grade", "autograder.grading.plugin", "autograder.results", "pytest")
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a grade's process, first thing: SIGKILL it when the process that started it dies (a Dask worker killed
+    mid-task, or the fork server of a batch that was killed, must not leave its grade running)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ForkedGrade:
+    """A grade forked by the fork server, with the part of `subprocess.Popen` that `batch` uses. It holds the
+    write end of the grade's lifeline: closed when this process dies, which the grade then follows at once."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, lifeline: int) -> None:
+        self._process = process
+        self._lifeline = lifeline
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired("grade", timeout or 0.0)
+        self._release()
+        return self._process.exitcode
+
+    def kill(self) -> None:
+        self._process.kill()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lifeline >= 0:
+            os.close(self._lifeline)
+            self._lifeline = -1
+
+
+def start_forked_grade(
+    python: str, argv: Sequence[str], env: dict[str, str], log_path: Path, results_fd: int
+) -> ForkedGrade:
+    """Start `python -m autograder ARGV` (argv without the interpreter) as a fork of the fork server, with `env`
+    as its whole environment, stdout and stderr into `log_path`, and `results_fd` as its results pipe."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_executable(python)
+    context.set_forkserver_preload(list(PRELOAD))
+    results = Connection(os.dup(results_fd), readable=False)
+    watched, lifeline = os.pipe()
+    alive = Connection(watched, writable=False)
+    try:
+        process = context.Process(
+            target=_grade, args=(list(argv), env, str(log_path), results, alive), name=f"grade {log_path.parent.name}"
+        )
+        process.start()
+    except BaseException:
+        os.close(lifeline)
+        raise
+    finally:
+        results.close()  # the child has its own copies of both pipes
+        alive.close()
+    return ForkedGrade(process, lifeline)
+
+
+def _die_when_closed(fd: int) -> None:
+    """Block until the batch closes the lifeline's other end (its grade object did, or the batch died); then die.
+    The fork server is not the batch: PR_SET_PDEATHSIG follows the fork server, which outlives a killed batch by
+    the seconds its own exit takes."""
+    while os.read(fd, 1):
+        continue
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _grade(argv: list[str], env: dict[str, str], log_path: str, results: Connection, alive: Connection) -> None:
+    """In the forked child: become the `grade` process that `python -m autograder` would have started."""
+    die_with_parent()
+    watched = os.dup(alive.fileno())
+    alive.close()
+    threading.Thread(target=_die_when_closed, args=(watched,), name="lifeline", daemon=True).start()
+    results_fd = os.dup(results.fileno())  # the results plugin closes it when it reports
+    results.close()
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.environ.clear()
+    os.environ.update(env)
+    os.environ[RESULTS_FD_ENVIRONMENT] = str(results_fd)
+    os.chdir(REPO_ROOT)
+    sys.argv = [str(Path(sys.executable)), "-m", "autograder", *argv]
+
+    import torch
+
+    # Read from the environment once torch first runs an operation, which the fork server never did; set here so
+    # that this grade's share of the cores holds whatever torch read at import.
+    torch.set_num_threads(max(1, int(env.get("OMP_NUM_THREADS", "1"))))
+    from autograder.cli import main
+
+    sys.exit(main(argv))
