@@ -2,7 +2,8 @@
 worker processes on this machine or the scheduler at `--scheduler`; `slurm`: Slurm jobs started by dask-jobqueue).
 
 A task is one submission: its files travel in the task, the node runs the same `python -m autograder grade`
-command on them in a private temporary folder (a subprocess, so every guarantee of the sandbox holds there), and
+command on them in a private temporary folder (a process of its own, so every guarantee of the sandbox holds
+there; `local` forks it from a warm fork server, `delivery/warm_start.py`, a Dask worker starts it fresh), and
 the task returns what the grade reported on its private pipe with its log. Nothing is written on the TA's side by
 a node: `batch` writes OUT/<id>/ from the returned result. A node that dies mid-task (killed, out of memory, its
 Slurm job ended) loses only the task's attempt: the Dask scheduler gives the task to another worker, up to

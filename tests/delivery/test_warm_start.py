@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 
 from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 from autograder.assignment.source import REPO_ROOT
+from autograder.delivery.devices import DevicePool
 from autograder.delivery.executors import GRADER_ERROR, OK, GradeTask, pack_submission, run_grade_task
 
 pytestmark = pytest.mark.slow
@@ -64,6 +66,31 @@ def test_a_forked_grade_gives_what_a_fresh_interpreter_gives_and_the_fork_server
     assert server is not None and _status(server, "Threads") == "1"
     assert "libtorch" in Path(f"/proc/{server}/maps").read_text(), "the fork server imported torch"
     assert _children(server) == [], "each grade ended with its task"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reads the sandboxed worker's environment, which needs root")
+def test_a_forked_grade_passes_its_device_on_to_its_worker(cache_env):
+    """The fork server's environment is the batch's; each grade's device is set in the forked child, and reaches
+    what the grade starts (its sandboxed worker) as it did from a fresh interpreter."""
+    seen: list[int] = []
+    grading = threading.Thread(
+        target=lambda: seen.append(
+            len(run_grade_task(_task(REPO_ROOT / TEMPLATE_NOTEBOOK), DevicePool(["13"]), warm=True).reported)
+        )
+    )
+    grading.start()
+    devices = set()
+    while grading.is_alive():
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and b"autograder.worker.server" in (entry / "cmdline").read_bytes():
+                    devices.update(v for v in (entry / "environ").read_bytes().split(b"\0") if v.startswith(b"CUDA_V"))
+            except OSError:
+                continue
+        time.sleep(0.05)
+    grading.join()
+    assert seen and seen[0] > 0, "the grade reported"
+    assert b"CUDA_VISIBLE_DEVICES=13" in devices, devices
 
 
 def test_a_forked_grade_past_its_time_is_killed_with_its_worker(cache_env):
