@@ -121,7 +121,8 @@ def test_real_backbones_from_local_copies_prepare_offline_and_say_so(tmp_path, s
     from autograder.profiles.prepare import _real_backbones
 
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so that what prepare sets is undone after the test
+        monkeypatch.delenv(name)
     state = torchvision.models.resnet50().state_dict()
     weights = tmp_path / "torch-hub" / "resnet50-11ad3fa6.pth"  # torchvision's own name for IMAGENET1K_V2
     weights.parent.mkdir()
