@@ -5,8 +5,10 @@ deadline, fresh sandboxed worker, log and exit status), but that process is fork
 server, which imported torch, pytest and the grading package once for the whole batch, instead of importing
 them again for every submission. Only the grader's own imports run in the fork server: no torch operation (a
 fork after torch's thread pool exists can hang), no CUDA, no submission, so nothing passes from one grade to
-the next. Forking the sandboxed worker the same way was not built: BENCHMARKS.md ("Removing the per-grade start
-cost") says why.
+the next. Its socket lies in a folder of the batch's user with mode 0700, which student code cannot reach (a
+private `/tmp` under bubblewrap, another uid without it; with `--unsafe-same-user` it runs as that user anyway).
+Forking the sandboxed worker the same way was not built: BENCHMARKS.md ("Removing the per-grade start cost") says
+why.
 """
 
 from __future__ import annotations
