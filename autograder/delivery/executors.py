@@ -213,7 +213,11 @@ def _run(
     read_end, write_end = os.pipe()
     reported = bytearray()
     try:
-        process = start(write_end)
+        try:
+            process = start(write_end)
+        except Exception as error:  # noqa: BLE001 - this row's grader error; the batch goes on, a rerun retries it
+            os.close(read_end)
+            return GRADER_ERROR, f"the grade could not be started: {type(error).__name__}: {error}", b"", b""
         os.close(write_end)
         write_end = -1
         reader = threading.Thread(target=_read_all, args=(read_end, reported), daemon=True)

@@ -20,6 +20,7 @@ from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 from autograder.assignment.source import REPO_ROOT
 from autograder.delivery.devices import DevicePool, parse_devices
 from autograder.delivery.executors import (
+    GRADER_ERROR,
     PRIVATE_PREFIX,
     GradeTask,
     pack_submission,
@@ -198,3 +199,15 @@ def test_a_local_batch_gives_each_grade_one_of_the_listed_devices_alone(syntheti
             assert not (overlap and device == other), f"two grades on device {device} at once: {spans}"
     records = [json.loads((tmp_path / "graded" / f"student_{index}" / "batch.json").read_text()) for index in range(3)]
     assert sorted(record["device"] for record in records) in (["7", "7", "9"], ["7", "9", "9"])
+
+
+def test_a_grade_that_cannot_be_started_is_its_rows_grader_error_not_the_batchs_end(tmp_path, monkeypatch):
+    """A mistyped PS7_PYTHON: the interpreter does not exist, so no grade process starts. The task reports a grader
+    error that names the cause (the batch records it and goes on; a later run retries it)."""
+    notebook = tmp_path / "student.ipynb"
+    shutil.copy(REPO_ROOT / TEMPLATE_NOTEBOOK, notebook)
+    monkeypatch.setenv("PS7_PYTHON", str(tmp_path / "no-such-python"))
+    task = GradeTask("id", notebook.name, pack_submission(notebook), "synthetic", "public", 60, threads=1)
+    result = run_grade_task(task)
+    assert result.status == GRADER_ERROR, result
+    assert "could not be started" in result.reason and "no-such-python" in result.reason, result.reason
