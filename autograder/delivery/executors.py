@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from autograder.delivery.warm_start import ForkedGrade, die_with_parent, start_f
 from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
 from autograder.worker.confinement import unavailable_reason
 from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
+from autograder.worker.leftovers import remove_abandoned
 
 OK, GRADER_ERROR = "ok", "grader-error"
 EXECUTORS = ("local", "dask", "slurm")
@@ -145,7 +145,7 @@ def run_grade_task(
     env = dict(os.environ)
     threads = task.threads or max(1, len(os.sched_getaffinity(0)) // max(1, _concurrent_grades()))
     env.setdefault("OMP_NUM_THREADS", str(threads))
-    remove_abandoned_folders()
+    remove_abandoned(PRIVATE_PREFIX)
     with tempfile.TemporaryDirectory(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-") as private, pool.hold() as device:
         if device is not None:
             env["CUDA_VISIBLE_DEVICES"] = device
@@ -175,25 +175,6 @@ def run_grade_task(
 
         status, reason, reported, log = _run(start, folder / "grade.log", task.timeout, running)
     return TaskResult(status, reason, reported, log, round(time.monotonic() - started, 1), socket.gethostname(), device)
-
-
-def remove_abandoned_folders(root: Path | None = None) -> list[Path]:
-    """Remove the task folders (unpacked submission, results, log) of processes that died without removing
-    them: a node's process killed by SIGKILL (Slurm's time limit, the OOM killer, a TA's kill -9) runs no
-    cleanup. A folder is abandoned when the pid in its name is gone; this user's folders only."""
-    removed = []
-    for folder in Path(root or tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*-*"):
-        pid = folder.name.removeprefix(PRIVATE_PREFIX).split("-", 1)[0]
-        try:
-            if not pid.isdigit() or folder.is_symlink() or folder.stat().st_uid != os.geteuid():
-                continue
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-        except (OSError, OverflowError):  # gone meanwhile, or a pid alive under another user
-            continue
-    return removed
 
 
 def _concurrent_grades() -> int:

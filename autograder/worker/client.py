@@ -19,7 +19,6 @@ import selectors
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from autograder.worker.access import (
 )
 from autograder.worker.confinement import Confinement, unavailable_reason
 from autograder.worker.deadline import Deadline
+from autograder.worker.leftovers import make_folder
 from autograder.worker.limits import Limits
 from autograder.worker.protocol import (
     MAX_RESPONSE_BYTES,
@@ -61,6 +61,7 @@ _BOOTSTRAP = "import sys; sys.path.insert(0, {root!r}); from autograder.worker.s
 _READ_CHUNK = 1024**2
 _MAX_LOAD_ATTEMPTS = 8
 _PART_GRACE_SECONDS = 10.0  # beyond the worker's own timer, before the client gives up on a part
+PROFILE_COPY_PREFIX = "ps7-worker-profile-"  # + the grader's pid + "-" (`worker/leftovers.py`)
 IMPORTS_PART = "(imports)"
 # The probes of the student's own Encoder, Decoder and ProjectionHead, which the standard parts would answer: they
 # run only in a worker that never held them.
@@ -349,7 +350,7 @@ class Worker:
     def _profile_copy(self) -> Path:
         """The profile the worker reads: a copy without thresholds, in a folder of its own."""
         if self._profile_file is None:
-            folder = Path(tempfile.mkdtemp(prefix="ps7-worker-profile-"))
+            folder = make_folder(PROFILE_COPY_PREFIX)
             folder.chmod(0o755)
             self._profile_file = worker_copy(load_profile(self.profile), folder)
             self._profile_file.chmod(0o644)

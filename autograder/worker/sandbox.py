@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from autograder.truncation import keep_ends
 from autograder.worker.confinement import Confinement
+from autograder.worker.leftovers import remove_tree
 from autograder.worker.limits import Limits, describe_exit
 from autograder.worker.spawn import (
     DRAIN_SECONDS,
@@ -32,7 +33,6 @@ from autograder.worker.spawn import (
     has_exited,
     kill_everything,
     reap,
-    remove_tree,
     spawn,
     usage_cpu_seconds,
 )

@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from autograder.worker.confinement import Confinement, confined_argv, confined_exit_code
+from autograder.worker.leftovers import make_folder, remove_tree
 from autograder.worker.limits import Limits, MiB, rlimits
 from autograder.worker.users import SandboxUser, kill_user_processes
 
-PRIVATE_DIR_PREFIX = "ps7-sandbox-"
+PRIVATE_DIR_PREFIX = "ps7-sandbox-"  # + the grader's pid + "-": removed by a later worker if the grader was killed
 
 # Variables copied from the grader's environment when set: where programs and CUDA libraries live, which
 # GPU to use, thread counts chosen by whoever runs the grader. Nothing else crosses (no tokens, no paths
@@ -89,7 +88,7 @@ def _build_env(private: Path, extra: Mapping[str, str] | None) -> dict[str, str]
 
 
 def _make_private_dir(user: SandboxUser | None) -> Path:
-    private = Path(tempfile.mkdtemp(prefix=PRIVATE_DIR_PREFIX))
+    private = make_folder(PRIVATE_DIR_PREFIX)
     try:
         os.chmod(private, 0o700)
         if user is not None:
@@ -115,22 +114,6 @@ def _check_traversable(directory: Path, user: SandboxUser) -> None:
             f"sandbox user {user.name} cannot enter {part} (mode {stat.filemode(st.st_mode)}), so it cannot "
             f"use a private directory under {directory}; set TMPDIR to a world-traversable directory like /tmp"
         )
-
-
-def remove_tree(path: Path) -> None:
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        return
-    except OSError:
-        # Not root and the child removed its own permissions: restore them on real directories only
-        # (chmod follows symlinks, and a symlink may point anywhere), then retry.
-        for root, dirs, _files in os.walk(path):
-            for name in dirs:
-                sub = os.path.join(root, name)
-                if not os.path.islink(sub):
-                    os.chmod(sub, 0o700)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def spawn(

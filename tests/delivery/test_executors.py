@@ -24,10 +24,10 @@ from autograder.delivery.executors import (
     PRIVATE_PREFIX,
     GradeTask,
     pack_submission,
-    remove_abandoned_folders,
     run_grade_task,
 )
 from autograder.worker.confinement import unavailable_reason
+from autograder.worker.leftovers import remove_abandoned
 
 
 def test_each_grade_holds_one_device_alone_and_waits_while_all_are_taken():
@@ -117,7 +117,7 @@ def test_the_folder_of_a_task_killed_by_sigkill_is_removed_by_the_next_task_and_
         killed.kill()
         killed.wait()
         assert abandoned.is_dir() and kept.is_dir()
-        assert remove_abandoned_folders(tmp_path) == [abandoned]
+        assert remove_abandoned(PRIVATE_PREFIX, tmp_path) == [abandoned]
         assert not abandoned.exists() and (kept / "results.json").is_file()
     finally:
         alive.kill()

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,8 @@ from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 from autograder.assignment.source import REPO_ROOT
 from autograder.delivery.devices import DevicePool
 from autograder.delivery.executors import GRADER_ERROR, OK, GradeTask, pack_submission, run_grade_task
+from autograder.worker.client import PROFILE_COPY_PREFIX
+from autograder.worker.spawn import PRIVATE_DIR_PREFIX
 
 pytestmark = pytest.mark.slow
 
@@ -144,9 +147,10 @@ def _alive(pids: list[int]) -> list[int]:
     return alive
 
 
-def test_a_batch_killed_mid_grade_leaves_no_grade_and_no_worker_behind(synthetic_cache, tmp_path):
-    """SIGKILL runs no cleanup in the batch: its fork server sees the batch gone and exits, and each grade it forked
-    dies with it (PR_SET_PDEATHSIG), its sandboxed worker with the grade (bubblewrap's --die-with-parent)."""
+def test_a_batch_killed_mid_grade_leaves_no_grade_and_no_worker_behind(synthetic_cache, cache_env, tmp_path):
+    """SIGKILL runs no cleanup in the batch: each grade follows it at once (its lifeline closes), its sandboxed
+    worker with the grade (bubblewrap's --die-with-parent), and the fork server exits. The folders the killed
+    grades made for their workers stay behind until the next grade's worker removes them."""
     folder = tmp_path / "submissions"
     folder.mkdir()
     for index in range(2):
@@ -160,7 +164,8 @@ def test_a_batch_killed_mid_grade_leaves_no_grade_and_no_worker_behind(synthetic
         while list(_descendants(batch.pid).values()).count("bwrap") < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
         below = _descendants(batch.pid)
-        helpers = [pid for pid in below if _parent(pid) == batch.pid]  # the fork server, the resource tracker
+        parents = {pid: _parent(pid) for pid in below}
+        helpers = [pid for pid in below if parents[pid] == batch.pid]  # the fork server, the resource tracker
         assert list(below.values()).count("bwrap") >= 2, f"both grades started their workers: {below}"
     finally:
         os.kill(batch.pid, signal.SIGKILL)
@@ -174,3 +179,15 @@ def test_a_batch_killed_mid_grade_leaves_no_grade_and_no_worker_behind(synthetic
     while _alive(helpers) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _alive(helpers) == [], f"the batch's fork server or resource tracker outlived it: {below}"
+
+    grades = [pid for pid in below if parents[pid] in helpers]
+    scratch = Path(tempfile.gettempdir())
+    left = [
+        path
+        for pid in grades
+        for prefix in (PRIVATE_DIR_PREFIX, PROFILE_COPY_PREFIX)
+        for path in scratch.glob(f"{prefix}{pid}-*")
+    ]
+    assert len(left) >= 2 * len(grades) == 4, f"each killed grade left its worker's folders: {left}"
+    assert run_grade_task(_task(REPO_ROOT / TEMPLATE_NOTEBOOK), warm=True).status == OK
+    assert [path for path in left if path.exists()] == [], "the next grade's worker removed what the killed ones left"

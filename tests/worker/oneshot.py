@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.worker.confinement import Confinement
+from autograder.worker.leftovers import remove_tree
 from autograder.worker.limits import Limits, describe_exit, signal_name
 from autograder.worker.sandbox import OutputCapture
 from autograder.worker.spawn import (
@@ -23,7 +24,6 @@ from autograder.worker.spawn import (
     has_exited,
     kill_everything,
     reap,
-    remove_tree,
     spawn,
     usage_cpu_seconds,
     usage_max_rss_bytes,
