@@ -4,7 +4,8 @@ SIGKILL runs no cleanup: a grade stopped by `batch --timeout`, Slurm's time limi
 `kill -9` leaves its task folder, its worker's private folder and its profile copy in the temporary directory.
 Each is made as `<prefix><pid>-<random>` (`make_folder`), and a folder whose pid is gone is abandoned
 (`remove_abandoned`, which the next task, worker or profile copy runs before making its own). A pid that is alive,
-or that belongs to another user's process, keeps its folder.
+or that belongs to another user's process, keeps its folder. This assumes that whoever shares the temporary
+directory shares the pid numbers too (one machine, or one container with its own `/tmp`, as Gradescope's).
 """
 
 from __future__ import annotations
