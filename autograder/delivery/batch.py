@@ -56,6 +56,7 @@ from autograder.delivery.scores import (
     write_csv,
     write_histogram,
 )
+from autograder.delivery.warm_start import fork_server_is_private
 from autograder.ingest.reader import SUBMISSION_SUFFIXES
 from autograder.results import Results
 from autograder.worker.isolation import same_user_refusal
@@ -286,7 +287,7 @@ def run_batch(
                 tasks.append(task)
         engine = (
             # PS7_PYTHON names the command each grade runs with (another interpreter, a wrapper): a fresh one each.
-            LocalExecutor(jobs, devices, warm=not os.environ.get("PS7_PYTHON"))
+            LocalExecutor(jobs, devices, warm=not os.environ.get("PS7_PYTHON") and fork_server_is_private())
             if executor == "local"
             else DaskExecutor(executor, jobs, scheduler=scheduler, devices=devices)
         )

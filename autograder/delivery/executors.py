@@ -29,7 +29,7 @@ from pathlib import Path
 
 from autograder.assignment.source import REPO_ROOT
 from autograder.delivery.devices import GPU_ENVIRONMENT, DevicePool, node_pool
-from autograder.delivery.warm_start import ForkedGrade, die_with_parent, start_forked_grade
+from autograder.delivery.warm_start import ForkedGrade, die_with_parent, start_fork_server, start_forked_grade
 from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
 from autograder.worker.confinement import unavailable_reason
 from autograder.worker.isolation import UNSAFE_SAME_USER_FLAG
@@ -227,6 +227,8 @@ def _run(
 
 
 def _tail(path: Path) -> bytes:
+    if not path.is_file():  # a grade that died before writing anything
+        return b""
     with path.open("rb") as stream:
         stream.seek(max(0, path.stat().st_size - _MAX_LOG_BYTES))
         return stream.read()
@@ -262,6 +264,8 @@ class LocalExecutor:
 
     def run(self, tasks: Iterable[GradeTask], on_done: Callable[[GradeTask, TaskResult], None]) -> None:
         pool = DevicePool(self.devices)
+        if self.warm:
+            start_fork_server(sys.executable)
         with ThreadPoolExecutor(max_workers=self.jobs) as threads:
             futures = {threads.submit(run_grade_task, task, pool, self.running, self.warm): task for task in tasks}
             try:

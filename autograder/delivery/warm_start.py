@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.forkserver
 import os
 import signal
 import subprocess
@@ -29,8 +31,16 @@ from autograder.assignment.source import REPO_ROOT
 from autograder.results.plugin import RESULTS_FD_ENVIRONMENT
 
 # What every grade imports before it reads its submission (`-X importtime` of a grade): the command line, the
-# grading plugin with torch and the probes, pytest. The suites are left to pytest, which rewrites their asserts.
-PRELOAD = ("autograder.cli", "autograder.grading.grade", "autograder.grading.plugin", "autograder.results", "pytest")
+# grading plugin with torch and the probes, pytest; first, the thread counts of a process that forks. The suites
+# are left to pytest, which rewrites their asserts.
+PRELOAD = (
+    "autograder.delivery.single_threaded",
+    "autograder.cli",
+    "autograder.grading.grade",
+    "autograder.grading.plugin",
+    "autograder.results",
+    "pytest",
+)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -41,6 +51,28 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+# Python's fork server hands each child's exit status over one pipe, read by whoever polls first: `start()`
+# polls the other children, so a start racing a `join()` can take the status from it (which then reads 255).
+# Starts and joins take turns; the waiting itself happens outside the lock.
+_TURNS = threading.Lock()
+
+
+def fork_server_is_private() -> bool:
+    """Python's fork server listens on a socket only its user can reach from 3.10.9 and 3.11.1 on; before, on an
+    abstract socket any local process could use to run code as the grader (CVE-2022-42919)."""
+    version = sys.version_info[:3]
+    return (3, 10, 9) <= version < (3, 11) or version >= (3, 11, 1)
+
+
+def start_fork_server(python: str) -> None:
+    """Start the fork server now if it is not running (`batch` does before its grading threads start)."""
+    context = multiprocessing.get_context("forkserver")
+    with _TURNS:
+        context.set_executable(python)
+        context.set_forkserver_preload(list(PRELOAD))
+        multiprocessing.forkserver.ensure_running()
+
+
 class ForkedGrade:
     """A grade forked by the fork server, with the part of `subprocess.Popen` that `batch` uses. It holds the
     write end of the grade's lifeline: closed when this process dies, which the grade then follows at once."""
@@ -48,22 +80,27 @@ class ForkedGrade:
     def __init__(self, process: multiprocessing.process.BaseProcess, lifeline: int) -> None:
         self._process = process
         self._lifeline = lifeline
+        self._lock = threading.Lock()
 
     def wait(self, timeout: float | None = None) -> int:
-        self._process.join(timeout)
-        if self._process.exitcode is None:
+        if not multiprocessing.connection.wait([self._process.sentinel], timeout):
             raise subprocess.TimeoutExpired("grade", timeout or 0.0)
+        with _TURNS:
+            self._process.join()
         self._release()
-        return self._process.exitcode
+        return self._process.exitcode  # type: ignore[return-value]
 
     def kill(self) -> None:
-        self._process.kill()
-        self._release()
+        self._release()  # the lifeline alone kills it; SIGKILL too, for a grade stuck before its watcher started
+        with _TURNS:
+            if self._process.exitcode is None:
+                self._process.kill()
 
     def _release(self) -> None:
-        if self._lifeline >= 0:
-            os.close(self._lifeline)
-            self._lifeline = -1
+        with self._lock:
+            if self._lifeline >= 0:
+                os.close(self._lifeline)
+                self._lifeline = -1
 
 
 def start_forked_grade(
@@ -71,17 +108,17 @@ def start_forked_grade(
 ) -> ForkedGrade:
     """Start `python -m autograder ARGV` (argv without the interpreter) as a fork of the fork server, with `env`
     as its whole environment, stdout and stderr into `log_path`, and `results_fd` as its results pipe."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_executable(python)
-    context.set_forkserver_preload(list(PRELOAD))
+    start_fork_server(python)
+    log_path.write_bytes(b"")  # there even if the child dies before it opens it
     results = Connection(os.dup(results_fd), readable=False)
     watched, lifeline = os.pipe()
     alive = Connection(watched, writable=False)
     try:
-        process = context.Process(
+        process = multiprocessing.get_context("forkserver").Process(
             target=_grade, args=(list(argv), env, str(log_path), results, alive), name=f"grade {log_path.parent.name}"
         )
-        process.start()
+        with _TURNS:
+            process.start()
     except BaseException:
         os.close(lifeline)
         raise
@@ -115,14 +152,17 @@ def _grade(argv: list[str], env: dict[str, str], log_path: str, results: Connect
     os.environ.clear()
     os.environ.update(env)
     os.environ[RESULTS_FD_ENVIRONMENT] = str(results_fd)
+    # `python -m` in the repository puts it first on the path; the fork server has the batch's folder there.
+    if sys.path and Path(sys.path[0] or ".").resolve() == Path.cwd().resolve():
+        sys.path[0] = str(REPO_ROOT)
     os.chdir(REPO_ROOT)
     sys.argv = [str(Path(sys.executable)), "-m", "autograder", *argv]
 
     import torch
 
-    # Read from the environment once torch first runs an operation, which the fork server never did; set here so
-    # that this grade's share of the cores holds whatever torch read at import.
-    torch.set_num_threads(max(1, int(env.get("OMP_NUM_THREADS", "1"))))
+    # The fork server ran single-threaded; this grade gets its share of the cores, as a fresh interpreter reads it.
+    with contextlib.suppress(ValueError):
+        torch.set_num_threads(max(1, int(env.get("OMP_NUM_THREADS", "").split(",")[0])))
     from autograder.cli import main
 
     sys.exit(main(argv))

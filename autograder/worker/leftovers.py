@@ -10,10 +10,15 @@ directory shares the pid numbers too (one machine, or one container with its own
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import shutil
+import stat
 import tempfile
 from pathlib import Path
+
+from autograder.worker.users import DEFAULT_USER
 
 
 def make_folder(prefix: str, root: Path | None = None) -> Path:
@@ -28,12 +33,30 @@ def remove_abandoned(prefix: str, root: Path | None = None) -> list[Path]:
     removed = []
     for folder in Path(root or tempfile.gettempdir()).glob(f"{prefix}*-*"):
         pid = folder.name.removeprefix(prefix).split("-", 1)[0]
-        if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or not _gone(int(pid)):
+        try:
+            if not pid.isdigit() or folder.is_symlink() or not _made_here(folder.lstat()) or not _gone(int(pid)):
+                continue
+        except OSError:  # removed meanwhile
             continue
         remove_tree(folder)
         if not folder.exists():
             removed.append(folder)
     return removed
+
+
+def _made_here(status: os.stat_result) -> bool:
+    """A folder this user made, or (for root) one of the sandbox users' private folders; anyone else's is theirs to
+    remove, and a non-root grader could not anyway."""
+    if not stat.S_ISDIR(status.st_mode):
+        return False
+    if status.st_uid == os.geteuid():
+        return True
+    if os.geteuid() != 0:
+        return False
+    try:
+        return pwd.getpwuid(status.st_uid).pw_name.startswith(DEFAULT_USER)
+    except KeyError:
+        return False
 
 
 def _gone(pid: int) -> bool:
@@ -53,17 +76,30 @@ def _gone(pid: int) -> bool:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a folder that student code may have written to, whatever it did to the permissions inside."""
+    """Remove a folder that student code may have written to, whatever it did inside; never raises, and never acts
+    through a link, even one swapped in for the folder meanwhile."""
     try:
-        shutil.rmtree(path)
+        shutil.rmtree(path)  # follows no link, and refuses a folder swapped for one while it works
     except FileNotFoundError:
         return
     except OSError:
-        # Not root and the child removed its own permissions: restore them on real directories only
-        # (chmod follows symlinks, and a symlink may point anywhere), then retry.
-        for root, dirs, _files in os.walk(path):
-            for name in dirs:
-                sub = os.path.join(root, name)
-                if not os.path.islink(sub):
-                    os.chmod(sub, 0o700)
+        # Not root and the child removed its own permissions: give them back on real folders only, through
+        # descriptors opened without following links, then retry.
+        with contextlib.suppress(OSError):
+            _restore_permissions(path)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _restore_permissions(path: Path) -> None:
+    top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for _folder, folders, _files, folder_fd in os.fwalk(dir_fd=top):
+            for name in folders:
+                with contextlib.suppress(OSError):
+                    inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder_fd)
+                    try:
+                        os.fchmod(inner, 0o700)
+                    finally:
+                        os.close(inner)
+    finally:
+        os.close(top)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from autograder.assignment.build import REFERENCE_NOTEBOOK, TEMPLATE_NOTEBOOK
 from autograder.assignment.source import REPO_ROOT
 from autograder.delivery.devices import DevicePool
 from autograder.delivery.executors import GRADER_ERROR, OK, GradeTask, pack_submission, run_grade_task
+from autograder.delivery.warm_start import start_forked_grade
 from autograder.worker.client import PROFILE_COPY_PREFIX
 from autograder.worker.spawn import PRIVATE_DIR_PREFIX
 
@@ -50,8 +52,10 @@ def _status(pid: int, field: str) -> str:
 
 @pytest.fixture
 def cache_env(synthetic_cache, monkeypatch):
+    """The batch's environment as a TA's shell gives it: no thread counts (the fork server sets its own)."""
     monkeypatch.setenv("PS7_CACHE", str(synthetic_cache))
-    monkeypatch.delenv("PS7_PYTHON", raising=False)
+    for name in ("PS7_PYTHON", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_a_forked_grade_gives_what_a_fresh_interpreter_gives_and_the_fork_server_stays_safe_to_fork(cache_env):
@@ -131,8 +135,17 @@ def _descendants(pid: int) -> dict[int, str]:
     return found
 
 
-def _parent(pid: int) -> int:
-    return int(_status(pid, "PPid"))
+def _worker_folders(grade: int) -> list[Path]:
+    """The private folder and the profile copy that grade process `grade` made for its worker."""
+    scratch = Path(tempfile.gettempdir())
+    return [path for prefix in (PRIVATE_DIR_PREFIX, PROFILE_COPY_PREFIX) for path in scratch.glob(f"{prefix}{grade}-*")]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(_status(pid, "PPid"))
+    except (OSError, AssertionError):  # it has exited meanwhile
+        return None
 
 
 def _alive(pids: list[int]) -> list[int]:
@@ -161,12 +174,24 @@ def test_a_batch_killed_mid_grade_leaves_no_grade_and_no_worker_behind(synthetic
     batch = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while list(_descendants(batch.pid).values()).count("bwrap") < 2 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        below = _descendants(batch.pid)
-        parents = {pid: _parent(pid) for pid in below}
-        helpers = [pid for pid in below if parents[pid] == batch.pid]  # the fork server, the resource tracker
-        assert list(below.values()).count("bwrap") >= 2, f"both grades started their workers: {below}"
+        while True:
+            below = _descendants(batch.pid)
+            parents = {pid: _parent(pid) for pid in below}
+            helpers = [pid for pid in below if parents[pid] == batch.pid]  # the fork server, the resource tracker
+            grades = [pid for pid in below if parents[pid] in helpers]
+            # A worker: bubblewrap started by a grade, running its inner bubblewrap (not the short availability probe).
+            workers = [
+                pid
+                for pid, name in below.items()
+                if name == "bwrap" and parents[pid] in grades and pid in parents.values()
+            ]
+            folders = [_worker_folders(pid) for pid in grades]
+            if len(workers) >= 2 and all(len(made) == 2 for made in folders) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(grades) == len(workers) == 2, f"both grades started their workers: {below}"
+        left = [path for made in folders for path in made]
+        assert len(left) == 4, f"each grade made its worker's two folders: {left}"
     finally:
         os.kill(batch.pid, signal.SIGKILL)
         batch.wait()
@@ -180,14 +205,30 @@ def test_a_batch_killed_mid_grade_leaves_no_grade_and_no_worker_behind(synthetic
         time.sleep(0.5)
     assert _alive(helpers) == [], f"the batch's fork server or resource tracker outlived it: {below}"
 
-    grades = [pid for pid in below if parents[pid] in helpers]
-    scratch = Path(tempfile.gettempdir())
-    left = [
-        path
-        for pid in grades
-        for prefix in (PRIVATE_DIR_PREFIX, PROFILE_COPY_PREFIX)
-        for path in scratch.glob(f"{prefix}{pid}-*")
-    ]
-    assert len(left) >= 2 * len(grades) == 4, f"each killed grade left its worker's folders: {left}"
+    # SIGKILL left them; the next worker made on this machine (this test's, or another test's beside it) removes them.
     assert run_grade_task(_task(REPO_ROOT / TEMPLATE_NOTEBOOK), warm=True).status == OK
     assert [path for path in left if path.exists()] == [], "the next grade's worker removed what the killed ones left"
+
+
+def test_grades_started_and_ended_at_once_each_report_their_own_exit_status(cache_env, tmp_path):
+    """The fork server hands a child's exit status over one pipe, to whoever reads it first; a start polls the other
+    children. Six threads fork 120 grades of a missing file (usage error: exit 2) at once: every one says 2, none
+    the 255 of a status read by another thread."""
+
+    def one(index: int) -> int:
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        read_end, write_end = os.pipe()
+        try:
+            command = ["grade", str(folder / "missing.ipynb"), "--results", str(folder / "results.json")]
+            grade = start_forked_grade(sys.executable, command, dict(os.environ), folder / "grade.log", write_end)
+        finally:
+            os.close(write_end)
+        try:
+            return grade.wait(120)
+        finally:
+            os.close(read_end)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        codes = list(pool.map(one, range(120)))
+    assert codes == [2] * 120, sorted(set(codes))

@@ -4,12 +4,15 @@ real processes (alive, exited and reaped, exited and not yet reaped)."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from autograder.worker.leftovers import make_folder, remove_abandoned
+import pytest
+
+from autograder.worker.leftovers import make_folder, remove_abandoned, remove_tree
 
 PREFIX = "ps7-test-leftover-"
 
@@ -56,3 +59,28 @@ def test_a_new_folder_carries_this_processs_pid_and_is_kept_while_it_lives(tmp_p
     folder = make_folder(PREFIX, tmp_path)
     assert folder.name.startswith(f"{PREFIX}{os.getpid()}-") and folder.is_dir()
     assert remove_abandoned(PREFIX, tmp_path) == [] and folder.is_dir()
+
+
+def test_removing_never_acts_through_a_link(tmp_path):
+    """A folder swapped for a link to somewhere else: nothing there is removed or has its permissions changed."""
+    target = tmp_path / "elsewhere"
+    (target / "locked").mkdir(parents=True)
+    (target / "locked").chmod(0o500)
+    link = tmp_path / "folder"
+    link.symlink_to(target)
+    remove_tree(link)
+    assert link.is_symlink() and (target / "locked").is_dir()
+    assert stat.S_IMODE((target / "locked").stat().st_mode) == 0o500
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives a folder to another user")
+def test_root_leaves_the_folders_of_users_that_are_not_graders(tmp_path):
+    """Anyone can make a folder with our name in /tmp; root removes only its own and the sandbox users'."""
+    dead = _exited(reap=True).pid
+    foreign = tmp_path / f"{PREFIX}{dead}-foreign"
+    foreign.mkdir()
+    os.chown(foreign, 65534, 65534)
+    own = tmp_path / f"{PREFIX}{dead}-own"
+    own.mkdir()
+    assert remove_abandoned(PREFIX, tmp_path) == [own]
+    assert foreign.is_dir()
