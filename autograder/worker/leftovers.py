@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import stat
 import tempfile
 from pathlib import Path
 
-from autograder.worker.users import DEFAULT_USER
+from autograder.worker.users import has_ended, is_sandbox_account
 
 
 def make_folder(prefix: str, root: Path | None = None) -> Path:
@@ -34,7 +33,7 @@ def remove_abandoned(prefix: str, root: Path | None = None) -> list[Path]:
     for folder in Path(root or tempfile.gettempdir()).glob(f"{prefix}*-*"):
         pid = folder.name.removeprefix(prefix).split("-", 1)[0]
         try:
-            if not pid.isdigit() or folder.is_symlink() or not _made_here(folder.lstat()) or not _gone(int(pid)):
+            if not pid.isdigit() or folder.is_symlink() or not _made_here(folder.lstat()) or not has_ended(int(pid)):
                 continue
         except OSError:  # removed meanwhile
             continue
@@ -49,30 +48,7 @@ def _made_here(status: os.stat_result) -> bool:
     remove, and a non-root grader could not anyway."""
     if not stat.S_ISDIR(status.st_mode):
         return False
-    if status.st_uid == os.geteuid():
-        return True
-    if os.geteuid() != 0:
-        return False
-    try:
-        return pwd.getpwuid(status.st_uid).pw_name.startswith(DEFAULT_USER)
-    except KeyError:
-        return False
-
-
-def _gone(pid: int) -> bool:
-    """The process has exited: no such pid, or a zombie (a killed grade whose parent died too lingers as one until
-    init reaps it). A live pid of another user counts as alive."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, OverflowError):
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2 :].startswith("Z")
+    return status.st_uid == os.geteuid() or (os.geteuid() == 0 and is_sandbox_account(status.st_uid))
 
 
 def remove_tree(path: Path) -> None:

@@ -122,18 +122,44 @@ def _processes_of(uid: int) -> list[_Process]:
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
             continue
-        try:
-            status = Path("/proc", name, "status").read_text()
-        except OSError:  # exited while we looked
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        try:
-            state = fields["State"].split()[0]
-            real, effective = (int(value) for value in fields["Uid"].split()[:2])
-            parent = int(fields["PPid"])
-        except (KeyError, ValueError, IndexError):
-            continue
-        if uid in (real, effective):
-            found.append(_Process(int(name), parent, state in ("Z", "X")))
+        read = _read_process(int(name))
+        if read is not None and uid in read[1]:
+            found.append(read[0])
     return found
 
+
+def _read_process(pid: int) -> tuple[_Process, tuple[int, int]] | None:
+    """The process `pid` and its real and effective uid, from /proc; None once it has gone."""
+    try:
+        status = Path("/proc", str(pid), "status").read_text()
+    except OSError:  # exited while we looked
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    try:
+        state = fields["State"].split()[0]
+        real, effective = (int(value) for value in fields["Uid"].split()[:2])
+        parent = int(fields["PPid"])
+    except (KeyError, ValueError, IndexError):
+        return None
+    return _Process(pid, parent, state in ("Z", "X")), (real, effective)
+
+
+def has_ended(pid: int) -> bool:
+    """Process `pid` (any user's) has exited: no such pid, or a zombie waiting to be reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # alive under another user, or not a pid at all
+        return False
+    read = _read_process(pid)
+    return read is not None and read[0].zombie
+
+
+def is_sandbox_account(uid: int) -> bool:
+    """`uid` is one of the sandbox users: `DEFAULT_USER`, or `DEFAULT_USER<slot>` (`worker/access.py`)."""
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return False
+    return re.fullmatch(rf"{re.escape(DEFAULT_USER)}\d*", name) is not None
