@@ -3,8 +3,8 @@
 The real profile uses torchvision's ResNet50 (ImageNet weights) and a frozen DistilBERT; nothing can be
 downloaded for the offline ``synthetic`` profile, so it gets small stand-ins built at ``prepare`` time that
 go through the same library classes and loading code: a torchvision ``ResNet`` "pretrained" on a synthetic
-split, and a randomly initialised ``transformers`` DistilBERT with a WordPiece tokenizer trained on the
-captions. Weights always travel as safetensors, never pickle.
+split, and a small ``transformers`` DistilBERT with a WordPiece tokenizer built from the captions, pretrained
+on texts in the captions' words (``pretrain_text_model``). Weights always travel as safetensors, never pickle.
 """
 
 from __future__ import annotations
@@ -317,6 +317,56 @@ def build_synthetic_text_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out_dir)
     model.save_pretrained(out_dir, safe_serialization=True)
+
+
+def pretrain_text_model(
+    folder: Path,
+    texts: list[str],
+    targets: torch.Tensor,
+    classes: tuple[int, ...],
+    seed: int,
+    *,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Stand-in for language pretraining: train the DistilBERT in `folder` (in place) until its [CLS] output tells
+    what each text names.
+
+    A random DistilBERT maps every caption to nearly the same [CLS] vector (cosine 0.99), so CLIP cannot tell its
+    captions apart and a query such as "a red circle" lands nowhere in particular. Here linear heads on the
+    [CLS] output learn `targets` (one column per attribute, `classes[i]` classes in column i) by cross-entropy,
+    one pass over `texts` in batches; the heads are then dropped and the model is saved where it was, as
+    safetensors. Seeded; the global RNG state is restored. Returns `seconds` and the per-step `batch_losses`.
+    """
+    from transformers import DistilBertModel, DistilBertTokenizerFast
+
+    if targets.dtype != torch.int64 or targets.shape != (len(texts), len(classes)):
+        raise ValueError(
+            f"targets must be int64 of shape ({len(texts)}, {len(classes)}); got {targets.dtype} {tuple(targets.shape)}"
+        )
+    start_time = time.perf_counter()
+    folder = Path(folder)
+    tokenizer = DistilBertTokenizerFast.from_pretrained(folder, local_files_only=True)
+    losses: list[float] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DistilBertModel.from_pretrained(folder, local_files_only=True)
+        heads = nn.ModuleList(nn.Linear(model.config.dim, count) for count in classes)
+        optimizer = torch.optim.AdamW([*model.parameters(), *heads.parameters()], lr=lr, weight_decay=1e-2)
+        model.train()
+        steps = range(0, len(texts), batch_size)
+        for begin in tqdm(steps, desc="pretraining small DistilBERT", disable=not progress):
+            tokens = tokenizer(texts[begin : begin + batch_size], padding=True, return_tensors="pt")
+            cls = model(**tokens).last_hidden_state[:, 0]
+            batch_targets = targets[begin : begin + batch_size]
+            loss = sum(F.cross_entropy(head(cls), batch_targets[:, i]) for i, head in enumerate(heads))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    model.save_pretrained(folder, safe_serialization=True)
+    return {"seconds": time.perf_counter() - start_time, "batch_losses": losses}
 
 
 def load_text_model(folder: str | Path) -> tuple[Any, nn.Module]:

@@ -167,16 +167,18 @@ def _synthetic_backbones(profile: Profile, paths: PreparedPaths, flickr_root: Pa
     _step("image backbone", paths.image_weights, lambda: _atomic_file(paths.image_weights, pretrain))
     text = profile.backbones["text"]
     captions = [caption for _, caption in flickr8k.read_captions(flickr_root)]
-    _step(
-        "text model",
-        paths.text_model,
-        lambda: _atomic_dir(
-            paths.text_model,
-            lambda partial: backbones.build_synthetic_text_model(
-                partial, captions, seed=profile.seed, **{k: v for k, v in text.items() if k != "source"}
-            ),
-        ),
-    )
+    shape = {k: v for k, v in text.items() if k not in ("source", "pretrain")}
+
+    def text_model(partial: Path) -> None:
+        backbones.build_synthetic_text_model(partial, captions, seed=profile.seed, **shape)
+        if text.get("pretrain") is None:  # random weights: for timing only, or the public checks
+            return
+        texts, targets = synthetic.attribute_texts(text["pretrain"]["texts"], profile.data["seed"] + 3)
+        classes = tuple(synthetic.ATTRIBUTE_CLASSES.values())
+        stats = backbones.pretrain_text_model(partial, texts, targets, classes, seed=profile.seed)
+        print(f"    pretraining: final loss {stats['batch_losses'][-1]:.3f} in {stats['seconds']:.0f} s")
+
+    _step("text model", paths.text_model, lambda: _atomic_dir(paths.text_model, text_model))
 
 
 def _download(url: str, target: Path, what: str, how: str) -> Path:

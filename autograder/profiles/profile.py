@@ -77,6 +77,12 @@ class Profile:
             self.grading_budgets
         )
 
+    def reference_range(self, metric: str) -> tuple[float, float] | None:
+        """The lowest and highest accuracy the reference reached on `metric` in the calibration runs on the grading
+        budgets in use now, for a failure message to say what a correct submission reaches; None without them."""
+        runs = [run[metric] for run in self.calibration.get("observed", ()) if metric in run]
+        return (min(runs), max(runs)) if self.calibrated and runs else None
+
     def calibration_warning(self) -> str | None:
         """What every report says when the accuracy thresholds were not measured on the grading budgets; nothing
         for a profile without thresholds (`public`), which runs no accuracy test."""

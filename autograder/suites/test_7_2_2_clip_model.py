@@ -326,9 +326,11 @@ def test_clip_training_gives_a_good_linear_probe(
     credit.record_accuracy("CLIP probe", accuracy)
     threshold = profile.thresholds.clip
     credit.note(f"linear-probe test accuracy {accuracy:.2f}")
+    reached = profile.reference_range("clip")
+    reference = f" (the reference reached {reached[0]:.2f}-{reached[1]:.2f} in calibration)" if reached else ""
     assert accuracy >= threshold, (
         "expected the linear probe on the image encoder trained with your CLIPModel "
-        f"({profile.grading_budgets.clip_epochs} epochs on the {profile.name} profile) to reach the test accuracy a "
-        f"correct CLIPModel reaches; observed {accuracy:.2f}, below it. The mean loss per epoch was "
+        f"({profile.grading_budgets.clip_epochs} epochs on the {profile.name} profile) to reach {threshold:.2f}, the "
+        f"test accuracy a correct CLIPModel reaches{reference}; observed {accuracy:.2f}. The mean loss per epoch was "
         f"{', '.join(f'{loss:.3f}' for loss in losses)}"
     )

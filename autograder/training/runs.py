@@ -173,9 +173,9 @@ def clip_features(
 
 
 @torch.no_grad()
-def retrieved_images(ns, model: nn.Module, images: torch.Tensor, queries: tuple[str, ...]) -> torch.Tensor:
-    """The RETRIEVED_PER_QUERY images a trained CLIP model ranks first for each query, query after query, ranked
-    as the problem statement says (the query's embedding against each image's); uint8, for the report only."""
+def retrieval_ranking(ns, model: nn.Module, images: torch.Tensor, queries: tuple[str, ...], k: int) -> torch.Tensor:
+    """(len(queries), k) indices of the images a trained CLIP model ranks first for each query, best first, ranked
+    as the problem statement says (the query's embedding against each image's)."""
     was_training = model.training
     model.eval()
     embeddings = ns.embed_images(model, images)
@@ -185,6 +185,31 @@ def retrieved_images(ns, model: nn.Module, images: torch.Tensor, queries: tuple[
         attention_mask=tokens["attention_mask"].to(embeddings.device),
     )
     scores = model.text_projection(text) @ embeddings.T
-    best = scores.topk(min(RETRIEVED_PER_QUERY, len(images)), dim=1).indices.cpu()
     model.train(was_training)
-    return images[best.flatten()]
+    return scores.topk(min(k, len(images)), dim=1).indices.cpu()
+
+
+def retrieved_images(ns, model: nn.Module, images: torch.Tensor, queries: tuple[str, ...]) -> torch.Tensor:
+    """The RETRIEVED_PER_QUERY images ranked first for each query, query after query; uint8, for the report."""
+    return images[retrieval_ranking(ns, model, images, queries, RETRIEVED_PER_QUERY).flatten()]
+
+
+def retrieval_precision(
+    ns, model: nn.Module, images: torch.Tensor, shown: list[dict[str, str]], queries: tuple[str, ...], k: int
+) -> dict[str, float]:
+    """For each query, the share of the k images ranked first that show what it names (`shown[i]`: what image i
+    shows), out of as many as can: min(k, the images that match). For the synthetic data, whose generator knows
+    what each image shows (`synthetic.named_attributes` reads a query)."""
+    from autograder.data.synthetic import named_attributes
+
+    ranking = retrieval_ranking(ns, model, images, queries, k)
+    precision = {}
+    for query, best in zip(queries, ranking.tolist(), strict=True):
+        named = named_attributes(query)
+        if named is None:
+            raise ValueError(f"query {query!r} is not in the synthetic captions' words: nothing can judge it")
+        matches = [all(shown[i][key] == value for key, value in named.items()) for i in range(len(shown))]
+        if not any(matches):
+            raise ValueError(f"no image shows {query!r}: choose a query the images hold")
+        precision[query] = sum(matches[i] for i in best) / min(k, sum(matches))
+    return precision

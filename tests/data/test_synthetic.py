@@ -152,13 +152,52 @@ def test_generate_flickr8k_layout(tmp_path: Path) -> None:
     assert flickr8k.load_images(tmp_path / "a", names[:4]).shape == (4, 3, 64, 64)
 
 
-def test_flickr_paraphrases_share_the_content_words(tmp_path: Path) -> None:
-    synthetic.generate_flickr8k(tmp_path, seed=2, n_images=20)
+def test_flickr_captions_say_only_what_the_image_shows(tmp_path: Path) -> None:
+    shown = synthetic.generate_flickr8k(tmp_path, seed=2, n_images=40)
     rows = flickr8k.read_captions(tmp_path)
-    by_image: dict[str, list[str]] = {}
+    assert sorted(shown) == sorted({name for name, _ in rows})
     for name, caption in rows:
-        by_image.setdefault(name, []).append(caption)
-    for captions in by_image.values():
-        colours = [{word for word in caption.split() if word in synthetic.PALETTE} for caption in captions]
-        # Both the object's and the background's colour are named in every paraphrase.
-        assert all(len(c) == 2 and c == colours[0] for c in colours), captions
+        named = synthetic.named_attributes(caption)
+        assert named is not None and "shape" in named, caption
+        assert named.items() <= shown[name].items(), (caption, shown[name])
+
+
+def test_the_caption_a_clip_pair_uses_varies_as_real_captions_do(tmp_path: Path) -> None:
+    """The first caption of an image (the one CLIP trains on) names everything for some images, only the object
+    or only its shape for others: in a batch, shape is then often all that tells two captions apart."""
+    synthetic.generate_flickr8k(tmp_path, seed=3, n_images=200)
+    firsts = [synthetic.named_attributes(caption) for _, caption in flickr8k.one_caption_per_image(
+        flickr8k.read_captions(tmp_path)
+    )]
+    kinds = {tuple(sorted(named)) for named in firsts}
+    assert kinds == {
+        ("background", "colour", "pattern", "shape"), ("colour", "shape"), ("shape",)
+    }
+    assert 0.2 <= sum(named.keys() == {"shape"} for named in firsts) / len(firsts) <= 0.45
+
+
+def test_named_attributes_reads_queries_and_refuses_other_words() -> None:
+    assert synthetic.named_attributes("a red circle") == {"shape": "circle", "colour": "red"}
+    assert synthetic.named_attributes(" Blue stripes") == {"background": "blue", "pattern": "striped"}
+    assert synthetic.named_attributes("an orange ring") == {"shape": "ring", "colour": "orange"}
+    assert synthetic.named_attributes("four dots") == {"shape": "four dots"}
+    assert synthetic.named_attributes("a dog running on the grass") is None
+
+
+def test_attribute_texts_are_deterministic_and_their_targets_agree_with_the_words() -> None:
+    texts, targets = synthetic.attribute_texts(300, seed=5)
+    again_texts, again_targets = synthetic.attribute_texts(300, seed=5)
+    assert texts == again_texts and torch.equal(targets, again_targets)
+    assert targets.shape == (300, len(synthetic.ATTRIBUTE_CLASSES)) and targets.dtype == torch.int64
+    limits = torch.tensor(list(synthetic.ATTRIBUTE_CLASSES.values()))
+    assert bool(((targets >= 0) & (targets < limits)).all())
+    for text, row in zip(texts, targets.tolist(), strict=True):
+        named = synthetic.named_attributes(text)
+        unnamed = [key for key, value in zip(synthetic.ATTRIBUTE_CLASSES, row, strict=True)
+                   if value == synthetic.ATTRIBUTE_CLASSES[key] - 1]
+        assert set(unnamed) == set(synthetic.ATTRIBUTE_CLASSES) - set(named), text
+        if "shape" in named:
+            assert synthetic.CLASS_NAMES[row[0]] == named["shape"], text
+        if "colour" in named:
+            assert list(synthetic.PALETTE)[row[1]] == named["colour"], text
+    assert {len(synthetic.named_attributes(text)) for text in texts} == {1, 2, 4}

@@ -16,6 +16,7 @@ from autograder.profiles.backbones import (
     build_synthetic_text_model,
     load_text_model,
     pretrain_small_resnet,
+    pretrain_text_model,
     text_embeddings,
 )
 
@@ -242,3 +243,55 @@ def test_synthetic_text_model_is_deterministic(tmp_path):
 def test_synthetic_text_model_rejects_empty_captions(tmp_path):
     with pytest.raises(ValueError, match="caption"):
         build_synthetic_text_model(tmp_path, [], seed=0)
+
+
+SUBJECTS = ("dog", "cat", "child", "man", "woman")
+PLACES = ("grass", "water", "beach", "snow", "street")
+
+
+def _subject_texts(count: int, seed: int) -> tuple[list[str], torch.Tensor]:
+    """Short sentences of a subject and a place among filler words, and (subject, place) as targets."""
+    generator = torch.Generator().manual_seed(seed)
+    texts, targets = [], []
+    for _ in range(count):
+        subject, place = torch.randint(0, 5, (2,), generator=generator).tolist()
+        filler = [WORDS[i] for i in torch.randint(0, 10, (3,), generator=generator).tolist()]
+        texts.append(" ".join([filler[0], SUBJECTS[subject], filler[1], "on", "the", PLACES[place], filler[2]]))
+        targets.append((subject, place))
+    return texts, torch.tensor(targets)
+
+
+def _nearest_mean_accuracy(tokenizer, model, train: list[str], train_y, test: list[str], test_y) -> float:
+    """How well the [CLS] outputs tell the subject: each test text takes the class whose training mean is nearest."""
+    train_x, test_x = text_embeddings(tokenizer, model, train), text_embeddings(tokenizer, model, test)
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    centroids = torch.stack([train_x[train_y == k].mean(0) for k in range(len(SUBJECTS))])
+    return (torch.cdist(test_x, centroids).argmin(1) == test_y).float().mean().item()
+
+
+def test_text_pretraining_makes_the_cls_output_tell_what_a_text_names(tmp_path, offline):
+    texts, targets = _subject_texts(9600, seed=0)
+    build_synthetic_text_model(tmp_path, texts, seed=0, dim=32, n_layers=1)
+    held_out, held_out_targets = _subject_texts(200, seed=1)
+    probe_texts, probe_targets = _subject_texts(400, seed=2)
+
+    def accuracy() -> float:
+        tokenizer, model = load_text_model(tmp_path)
+        return _nearest_mean_accuracy(
+            tokenizer, model, probe_texts, probe_targets[:, 0], held_out, held_out_targets[:, 0]
+        )
+
+    before = accuracy()
+    stats = pretrain_text_model(tmp_path, texts, targets, (5, 5), seed=0, progress=False)
+    after = accuracy()
+    assert len(stats["batch_losses"]) == 150 and stats["batch_losses"][-1] < stats["batch_losses"][0] / 2
+    # Measured: 0.53 before, 1.00 after; the loss fell 3.90 -> 0.34.
+    assert after >= 0.95 and after > before + 0.2, (before, after)
+
+
+def test_text_pretraining_rejects_targets_that_do_not_fit(tmp_path):
+    texts, targets = _subject_texts(10, seed=0)
+    build_synthetic_text_model(tmp_path, texts, seed=0, dim=32, n_layers=1)
+    with pytest.raises(ValueError, match=r"targets must be int64 of shape \(10, 3\)"):
+        pretrain_text_model(tmp_path, texts, targets, (5, 5, 5), seed=0)

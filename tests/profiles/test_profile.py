@@ -114,6 +114,18 @@ def test_changing_the_grading_budgets_without_calibrating_is_reported(tmp_path):
     assert "not calibrated" in warning and f"autoencoder {more['ae_epochs']} epochs" in warning
 
 
+def test_reference_range_is_what_calibration_observed_and_only_on_its_budgets(tmp_path):
+    profile = load_profile("synthetic")
+    clips = [run["clip"] for run in profile.calibration["observed"]]
+    assert profile.reference_range("clip") == (min(clips), max(clips))
+    assert profile.reference_range("no such metric") is None
+    more = {**profile.raw["grading_budgets"], "clip_epochs": profile.grading_budgets.clip_epochs + 1}
+    copy = tmp_path / "copy.json"
+    copy.write_text(profile.path.read_text())
+    assert write_profile(load_profile(copy), {"grading_budgets": more}).reference_range("clip") is None
+    assert load_profile("stl10").reference_range("clip") is None
+
+
 def test_a_profile_with_the_problem_sets_thresholds_warns_in_every_report():
     from autograder.grading.plugin import GradingPlugin
 

@@ -1,0 +1,75 @@
+"""The synthetic profile's CLIP, trained by the reference on the grading budget, retrieves what the report's
+example queries name, judged by the generator's ground truth; a loss whose targets are all zero does not.
+Real reference code, the real prepared profile; the wrong loss is the reference's with its targets changed."""
+
+import json
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autograder.assignment.namespace import reference_namespace
+from autograder.data import synthetic
+from autograder.profiles.layout import PreparedPaths
+from autograder.profiles.profile import load_profile
+from autograder.training import runs
+
+# Measured on the synthetic profile (bench/clip_retrieval.py, seeds 0-2): the reference's precision at 8 was
+# 0.88-1.00 for each example query, the all-zero targets' 0.00-0.75, 0.02-0.09 on average over 8 queries.
+REFERENCE_AT_LEAST = 0.75
+WRONG_AT_MOST = 0.4
+
+
+@pytest.fixture(scope="module")
+def setting(synthetic_cache):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PS7_CACHE", str(synthetic_cache))
+        ns = reference_namespace("synthetic")
+        profile = load_profile("synthetic")
+        data = runs.RunData.load(profile)
+        pairs = json.loads(PreparedPaths(profile.cache_dir()).clip_pairs.read_text())
+    return types.SimpleNamespace(ns=ns, profile=profile, data=data, val_pairs=pairs["val"])
+
+
+@pytest.fixture(scope="module")
+def shown(setting, tmp_path_factory) -> list[dict[str, str]]:
+    """What each validation image shows: the generator, run again with the profile's seed, says."""
+    profile = setting.profile
+    by_name = synthetic.generate_flickr8k(
+        tmp_path_factory.mktemp("flickr"), profile.data["seed"] + 1, profile.data["flickr8k"]["images"]
+    )
+    return [by_name[name] for name, _ in setting.val_pairs]
+
+
+def _precision(setting, shown, clip_model) -> dict[str, float]:
+    ns = types.SimpleNamespace(**{**setting.ns.__dict__, "CLIPModel": clip_model})
+    profile = setting.profile
+    dims = profile.backbones["image"]["embedding_dim"], profile.backbones["text"]["dim"]
+    model, _ = runs.train_clip_model(ns, setting.data, profile.grading_budgets.clip_epochs, profile.seed, *dims)
+    queries = tuple(profile.example_queries)
+    return runs.retrieval_precision(ns, model, setting.data.clip_val, shown, queries, runs.RETRIEVED_PER_QUERY)
+
+
+def test_the_generator_knows_what_the_prepared_validation_images_show(setting, shown):
+    for (_, caption), truth in zip(setting.val_pairs, shown, strict=True):
+        named = synthetic.named_attributes(caption)
+        assert named is not None and named.items() <= truth.items(), (caption, truth)
+
+
+def test_the_reference_clip_retrieves_what_the_example_queries_name(setting, shown):
+    precision = _precision(setting, shown, setting.ns.CLIPModel)
+    assert all(value >= REFERENCE_AT_LEAST for value in precision.values()), precision
+
+
+def test_targets_all_zero_retrieve_visibly_worse(setting, shown):
+    class TargetsAllZero(setting.ns.CLIPModel):
+        def forward(self, batch):
+            image = self.image_projection(self.image_encoder(batch["image"]))
+            text = self.text_projection(self.text_encoder(batch["input_ids"], batch["attention_mask"]))
+            logits = image @ text.T / self.temperature
+            targets = torch.zeros(len(logits), dtype=torch.int64, device=logits.device)
+            return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+    precision = _precision(setting, shown, TargetsAllZero)
+    assert sum(precision.values()) / len(precision) <= WRONG_AT_MOST, precision
