@@ -7,6 +7,7 @@ grading afterwards is offline. The cache layout is described by `PreparedPaths` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,12 +15,17 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
+
+try:
+    import fcntl
+except ImportError:  # Windows: a student's laptop runs `check`, which prepares the public profile
+    fcntl = None
 
 from autograder.data import flickr8k, stl10
 from autograder.profiles.layout import NotPreparedError, PreparedPaths, prepared_manifest
@@ -88,6 +94,38 @@ def prepare(
         return prepared_manifest(profile)
     except NotPreparedError:
         pass
+    with _one_prepare_at_a_time(paths):
+        try:  # prepared by the prepare this one waited for
+            return prepared_manifest(profile)
+        except NotPreparedError:
+            return _prepare(profile, paths, stl10_source, flickr8k_source, text_model, image_weights)
+
+
+@contextlib.contextmanager
+def _one_prepare_at_a_time(paths: PreparedPaths) -> Iterator[None]:
+    """Two prepares of one cache (a TA starting `make grade` twice) would write into the same partial files, and
+    could leave, say, a text model without its tokenizer: the second waits for the first. The kernel drops the
+    lock of a prepare that dies. Without `fcntl` (Windows), prepares are not serialised."""
+    lock_file = paths.root.with_name(paths.root.name + ".lock")
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"waiting for another prepare of {paths.root} to finish ...", flush=True)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _prepare(
+    profile: Profile,
+    paths: PreparedPaths,
+    stl10_source: str | None,
+    flickr8k_source: str | None,
+    text_model: str | None,
+    image_weights: str | None,
+) -> dict:
     started = time.perf_counter()
     print(f"preparing profile {profile.name!r} in {paths.root}", flush=True)
     _start_or_resume(paths, profile.fingerprint())

@@ -148,3 +148,29 @@ def test_local_image_weights_that_are_not_resnet50_are_refused_saying_why(tmp_pa
         _image_state(load_profile("stl10"), str(wrong))
     with pytest.raises(PrepareError, match=r"no such file \(expected torchvision's resnet50-11ad3fa6.pth"):
         _image_state(load_profile("stl10"), str(tmp_path))
+
+
+def test_a_second_prepare_of_one_cache_waits_for_the_first_then_finds_it_prepared(tmp_path):
+    """The lock is held here, as a first prepare would hold it: the prepare started meanwhile says it waits and
+    writes nothing; once the lock is free it prepares, and a complete cache results (the tokenizer included, which
+    two interleaved prepares once lost)."""
+    import fcntl
+
+    lock_file = tmp_path / "public.lock"
+    with open(lock_file, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "autograder", "prepare", "--profile", "public"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "PS7_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"},
+        )
+        first_line = waiting.stdout.readline()
+        assert "waiting for another prepare" in first_line, first_line
+        time.sleep(1)
+        assert waiting.poll() is None and not (tmp_path / "public").exists()
+    output, _ = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, output
+    assert "prepared in" in output
+    assert (tmp_path / "public" / "backbones" / "text" / "tokenizer.json").is_file()
