@@ -371,9 +371,7 @@ def attribute_texts(n: int, seed: int) -> tuple[list[str], torch.Tensor]:
         bg = int((fg + rng.integers(1, len(_COLOUR_NAMES))) % len(_COLOUR_NAMES))
         pattern = int(rng.integers(len(BACKGROUNDS)))
         content = {"fg": _COLOUR_NAMES[fg], "bg": _COLOUR_NAMES[bg], "pattern": str(pattern)}
-        candidates = _described(label, content) + [
-            _with_articles(phrase.format(c=content["bg"])) for phrase in BACKGROUNDS[pattern]
-        ]
+        candidates = _described(label, content) + _background_phrases(content["bg"], pattern)
         text = candidates[int(rng.integers(len(candidates)))]
         named = _phrasebook()[text.lower()]
         texts.append(text)
@@ -397,14 +395,17 @@ def _phrasebook() -> dict[str, dict[str, str]]:
         for fg in _COLOUR_NAMES:
             for bg in _COLOUR_NAMES:
                 for pattern in range(len(BACKGROUNDS)):
-                    shown = attributes(label, {"fg": fg, "bg": bg, "pattern": str(pattern)})
                     content = {"fg": fg, "bg": bg, "pattern": str(pattern)}
+                    shown = attributes(label, content)
                     for template, text in zip(_TEMPLATES, _described(label, content), strict=True):
                         named = {"shape"} | ({"colour"} if "{obj" in template else set())
                         named |= {"background", "pattern"} if "{bg" in template else set()
                         book[text.lower()] = {key: shown[key] for key in named}
-                    for phrase in BACKGROUNDS[pattern]:
-                        book[_with_articles(phrase.format(c=bg)).lower()] = {
-                            "background": bg, "pattern": PATTERN_NAMES[pattern]
-                        }
+                    for text in _background_phrases(bg, pattern):
+                        book[text.lower()] = {"background": bg, "pattern": PATTERN_NAMES[pattern]}
     return book
+
+
+def _background_phrases(colour: str, pattern: int) -> list[str]:
+    """The background alone, as a query names it ("blue stripes")."""
+    return [_with_articles(phrase.format(c=colour)) for phrase in BACKGROUNDS[pattern]]
