@@ -70,6 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="synthetic")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--queries", default=",".join(QUERIES), help="comma-separated queries to judge")
+    parser.add_argument("--epochs", type=int, default=None, help="CLIP epochs (default: the profile's grading budget)")
     parser.add_argument("--losses", default="reference,logits × τ,images to captions only,targets all zero")
     args = parser.parse_args()
     profile = load_profile(args.profile)
@@ -83,6 +85,7 @@ def main() -> None:
     shown = [shown_by_name[name] for name, _ in pairs["val"]]
     labels = load_file(str(PreparedPaths(profile.cache_dir()).stl10_labels))
     budgets = profile.grading_budgets
+    epochs = args.epochs or budgets.clip_epochs
     dims = profile.backbones["image"]["embedding_dim"], profile.backbones["text"]["dim"]
 
     def probe(encoder) -> float:
@@ -99,15 +102,16 @@ def main() -> None:
 
     untrained = probe(ns.ImageEncoder())
     print(
-        f"profile {profile.name}: {len(data.clip_train)} training pairs, {budgets.clip_epochs} CLIP epoch(s); "
+        f"profile {profile.name}: {len(data.clip_train)} training pairs, {epochs} CLIP epoch(s); "
         f"untrained image encoder's probe {untrained:.3f}"
     )
     for loss in args.losses.split(","):
         for seed in range(args.seeds):
             start = time.perf_counter()
-            model, losses = runs.train_clip_model(_with_loss(ns, loss), data, budgets.clip_epochs, seed, *dims)
+            model, losses = runs.train_clip_model(_with_loss(ns, loss), data, epochs, seed, *dims)
             seconds = time.perf_counter() - start
-            precision = runs.retrieval_precision(ns, model, data.clip_val, shown, QUERIES, 8)
+            precision = runs.retrieval_precision(ns, model, data.clip_val, shown, tuple(args.queries.split(",")), 8)
+            matching = runs.caption_matching(ns, model, data.clip_val, [caption for _, caption in pairs["val"]])
             print(
                 json.dumps(
                     {
@@ -116,6 +120,7 @@ def main() -> None:
                         "probe": round(probe(model.image_encoder), 3),
                         "clip_seconds": round(seconds, 1),
                         "losses": [round(x, 3) for x in losses],
+                        "caption_matching": round(matching, 3),
                         "mean_precision": round(sum(precision.values()) / len(precision), 3),
                         "precision": {query: round(value, 2) for query, value in precision.items()},
                     },

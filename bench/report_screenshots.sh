@@ -6,7 +6,8 @@
 #
 #   bench/report_screenshots.sh [NAME=NOTEBOOK ...]
 #
-# Without arguments: the reference and two one-bug submissions of the student corpus. Environment: PYTHON (default
+# Without arguments: the reference and three one-bug submissions of the student corpus (the last one's CLIP logits
+# are multiplied by the temperature: its retrieval grids show what the reference's find and it does not). Environment: PYTHON (default
 # .venv/bin/python), CHROMIUM (default chromium), OUT (default docs), GRADE_ARGS (extra arguments of `grade`, e.g.
 # --unsafe-same-user where bubblewrap is missing). Each grade takes a few minutes on two cores.
 set -euo pipefail
@@ -18,7 +19,8 @@ command -v "$CHROMIUM" >/dev/null || { echo "report_screenshots: $CHROMIUM not f
 if [ $# -eq 0 ]; then
   set -- reference=reference/ps7_solution.ipynb \
     bug-train-ae-no-zero-grad=tests/corpus/students/bug_train_ae_no_zero_grad.ipynb \
-    bug-decoder-no-sigmoid=tests/corpus/students/bug_decoder_no_sigmoid.ipynb
+    bug-decoder-no-sigmoid=tests/corpus/students/bug_decoder_no_sigmoid.ipynb \
+    bug-clip-times-temperature=tests/corpus/students/bug_clip_times_temperature.ipynb
 fi
 mkdir -p "$OUT"
 work=$(mktemp -d)

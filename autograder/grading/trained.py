@@ -226,6 +226,11 @@ def clip_features(ns: types.SimpleNamespace, run: TrainedRun, data: runs.RunData
     return runs.image_encoder_features(ns, run.part("image_encoder"), data)
 
 
+def clip_caption_matching(ns: types.SimpleNamespace, run: TrainedRun, data: runs.RunData) -> float:
+    """The share of held-out images the trained CLIP matches to their own caption (`runs.caption_matching`)."""
+    return runs.caption_matching(ns, _TrainedClip(ns, run), data.clip_val, data.clip_val_captions)
+
+
 def clip_retrievals(
     ns: types.SimpleNamespace, run: TrainedRun, data: runs.RunData, queries: tuple[str, ...]
 ) -> torch.Tensor | None:

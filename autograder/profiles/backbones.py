@@ -86,8 +86,8 @@ def build_resnet(spec: ImageBackboneSpec, weights_file: Path | None) -> ResNet:
     """A torchvision ``ResNet`` for ``spec``, with the weights in ``weights_file`` when one is given.
 
     The classifier size is taken from the file's ``fc.weight`` so that ImageNet (1000) and synthetic
-    pretraining (10) checkpoints both load strictly; callers replace ``fc`` with ``nn.Identity()`` as the
-    notebook does. The model is returned in training mode, trainable.
+    pretraining (10 shapes or 12 colours) checkpoints all load strictly; callers replace ``fc`` with
+    ``nn.Identity()`` as the notebook does. The model is returned in training mode, trainable.
     """
     state = _load_weights_file(Path(weights_file)) if weights_file is not None else None
     num_classes = _DEFAULT_CLASSES[spec.arch]
@@ -145,7 +145,7 @@ def _augmented_batch(images: torch.Tensor, generator: torch.Generator) -> torch.
     return _normalise(batch).contiguous(memory_format=torch.channels_last)
 
 
-def _check_pretraining_data(images: torch.Tensor, labels: torch.Tensor) -> None:
+def _check_pretraining_data(images: torch.Tensor, labels: torch.Tensor, classes: int) -> None:
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(
             f"pretraining images must be uint8 (N, 3, H, W); got {images.dtype} {tuple(images.shape)}"
@@ -156,8 +156,8 @@ def _check_pretraining_data(images: torch.Tensor, labels: torch.Tensor) -> None:
         raise ValueError(
             f"pretraining labels must be int64 of shape ({images.shape[0]},); got {labels.dtype} {tuple(labels.shape)}"
         )
-    if len(labels) == 0 or int(labels.min()) < 0 or int(labels.max()) >= PRETRAIN_CLASSES:
-        raise ValueError(f"pretraining labels must be a non-empty set of class ids 0..{PRETRAIN_CLASSES - 1}")
+    if len(labels) == 0 or int(labels.min()) < 0 or int(labels.max()) >= classes:
+        raise ValueError(f"pretraining labels must be a non-empty set of class ids 0..{classes - 1}")
 
 
 def pretrain_small_resnet(
@@ -170,8 +170,9 @@ def pretrain_small_resnet(
     *,
     batch_size: int = 64,
     lr: float = 3e-3,
+    classes: int = PRETRAIN_CLASSES,
 ) -> dict[str, Any]:
-    """Stand-in for ImageNet pretraining: train the ``small`` ResNet (10-way ``fc``) on labelled images.
+    """Stand-in for ImageNet pretraining: train the ``small`` ResNet (a ``classes``-way ``fc``) on labelled images.
 
     Images are uint8 (N, 3, H, W) with H, W >= 64; training sees random crops resized to 64x64 with
     flips, normalised with the ImageNet statistics as the notebook's CLIP pipeline does. AdamW with a
@@ -179,7 +180,7 @@ def pretrain_small_resnet(
     included, is written to ``out_file`` with safetensors. Returns ``train_accuracy`` (on the augmented
     batches of the last epoch, which costs nothing extra), ``seconds``, and the per-step ``batch_losses``.
     """
-    _check_pretraining_data(images, labels)
+    _check_pretraining_data(images, labels, classes)
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1; got {epochs}")
     start_time = time.perf_counter()
@@ -190,7 +191,7 @@ def pretrain_small_resnet(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        model = _new_resnet("small", PRETRAIN_CLASSES).to(memory_format=torch.channels_last)
+        model = _new_resnet("small", classes).to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))

@@ -36,14 +36,19 @@ from autograder.profiles.profile import Budgets, Profile, load_profile, write_pr
 from autograder.training import runs
 from autograder.training.probe import accuracy, fit_and_score
 
-METRICS = ("method1", "method2", "method3", "clip")
+METRICS = ("method1", "method2", "method3", "clip", "clip_matching", "clip_untrained")
+# The metrics whose worst run is the highest: Method III must stay below Method I, and the untrained image encoder
+# is what CLIP training must rise above.
+_WORST_IS_HIGHEST = ("method3", "clip_untrained")
+_THRESHOLDED = ("method1", "method2", "clip", "clip_matching")
 
 
 def reference_accuracies(
     profile: Profile, seed: int, budgets: Budgets | None = None, report: Callable[[str, float], None] | None = None
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Test accuracies of the reference on `budgets` (the profile's grading budgets by default), for one seed,
-    and the seconds each phase took; `report(phase, seconds)` is told as each phase ends."""
+    and the seconds each phase took; `report(phase, seconds)` is told as each phase ends. Besides the graded
+    measures, `clip_untrained` is the probe of CLIP's image encoder before any training: what CLIP must rise above."""
     ns = reference_namespace(profile.name)
     data = runs.RunData.load(profile)
     labels = load_file(str(PreparedPaths(profile.cache_dir()).stl10_labels))
@@ -51,7 +56,7 @@ def reference_accuracies(
     batch = budgets.batch_size
     seconds: dict[str, float] = {}
 
-    def timed(phase: str, work: Callable[[], float]) -> float:
+    def timed(phase: str, work: Callable[[], dict[str, float]]) -> dict[str, float]:
         started = time.perf_counter()
         result = work()
         seconds[phase] = time.perf_counter() - started
@@ -66,15 +71,30 @@ def reference_accuracies(
 
     image = profile.backbones["image"]["embedding_dim"]
     text = profile.backbones["text"]["dim"]
-    phases: dict[str, Callable[[], float]] = {
-        "method1": lambda: probed(runs.autoencoder_features(ns, data, budgets.ae_epochs, seed, batch)),
-        "method2": lambda: accuracy(
-            runs.supervised_logits(ns, data, labels["train"], budgets.probe_epochs, seed, batch)["test"], labels["test"]
-        ),
-        "method3": lambda: probed(runs.random_encoder_features(ns, data, seed)),
-        "clip": lambda: probed(runs.clip_features(ns, data, budgets.clip_epochs, seed, image, text)),
+
+    def clip() -> dict[str, float]:
+        model, _ = runs.train_clip_model(ns, data, budgets.clip_epochs, seed, image, text)
+        return {
+            "clip": probed(runs.image_encoder_features(ns, model.image_encoder, data)),
+            "clip_matching": runs.caption_matching(ns, model, data.clip_val, data.clip_val_captions),
+        }
+
+    phases: dict[str, Callable[[], dict[str, float]]] = {
+        "method1": lambda: {"method1": probed(runs.autoencoder_features(ns, data, budgets.ae_epochs, seed, batch))},
+        "method2": lambda: {
+            "method2": accuracy(
+                runs.supervised_logits(ns, data, labels["train"], budgets.probe_epochs, seed, batch)["test"],
+                labels["test"],
+            )
+        },
+        "method3": lambda: {"method3": probed(runs.random_encoder_features(ns, data, seed))},
+        "clip_untrained": lambda: {"clip_untrained": probed(runs.image_encoder_features(ns, ns.ImageEncoder(), data))},
+        "clip": clip,
     }
-    return {phase: timed(phase, work) for phase, work in phases.items()}, seconds
+    results: dict[str, float] = {}
+    for phase, work in phases.items():
+        results.update(timed(phase, work))
+    return results, seconds
 
 
 def _epochs_of(phase: str, budgets: Budgets) -> tuple[int, int]:
@@ -83,6 +103,7 @@ def _epochs_of(phase: str, budgets: Budgets) -> tuple[int, int]:
         "method1": (budgets.ae_epochs, budgets.probe_epochs),
         "method2": (budgets.probe_epochs, 0),
         "method3": (0, budgets.probe_epochs),
+        "clip_untrained": (0, budgets.probe_epochs),
         "clip": (budgets.clip_epochs, budgets.probe_epochs),
     }[phase]
 
@@ -102,16 +123,21 @@ class CalibrationError(ValueError):
 
 def worst_runs(observed: list[dict]) -> dict[str, float]:
     """The lowest accuracy of Methods I, II and CLIP over the runs, and the highest of Method III (which
-    must stay below Method I)."""
-    worst = {key: min(run[key] for run in observed) for key in METRICS}
-    worst["method3"] = max(run["method3"] for run in observed)
-    return worst
+    must stay below Method I) and of the untrained image encoder."""
+    return {
+        key: (max if key in _WORST_IS_HIGHEST else min)(run[key] for run in observed) for key in METRICS
+    }
+
+
+def smallest_clip_gain(observed: list[dict]) -> float:
+    """How far CLIP training raised the probe of its image encoder, in the run where it raised it least."""
+    return min(run["clip"] - run["clip_untrained"] for run in observed)
 
 
 def thresholds_from(worst: dict[str, float], margin: float) -> dict:
     """The worst runs (`worst_runs`) minus `margin`, floored to 0.01. Method III is graded against the Method I
     threshold, so every run's Method III must stay below it, or the budgets are too small to tell the two apart."""
-    thresholds: dict = {key: round(_floor(worst[key] - margin), 2) for key in ("method1", "method2", "clip")}
+    thresholds: dict = {key: round(_floor(worst[key] - margin), 2) for key in _THRESHOLDED}
     thresholds["method3_below_method1"] = True
     if worst["method3"] >= thresholds["method1"]:
         raise CalibrationError(
@@ -234,9 +260,8 @@ def calibrate(
         "margin": margin,
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {jobs} job(s) at a time, torch {torch.__version__}",
-        "ordering_held_in_every_run": all(
-            run["method3"] < run["method1"] < run["method2"] < run["clip"] for run in observed
-        ),
+        "ordering_held_in_every_run": all(run["method3"] < run["method1"] < run["method2"] for run in observed),
+        "smallest_clip_gain_over_untrained": round(smallest_clip_gain(observed), 4),
         "worst": worst,
         "observed": observed,
     }

@@ -196,9 +196,15 @@ def _synthetic_backbones(profile: Profile, paths: PreparedPaths, flickr_root: Pa
             model = backbones.build_resnet(backbones.ImageBackboneSpec(image["arch"], image["embedding_dim"]), None)
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(partial))
             return
-        images, labels = synthetic.pretraining_split(profile.data["seed"] + 2, pretraining["images"])
+        task = pretraining.get("task", "shape")
+        images, labels = synthetic.pretraining_split(profile.data["seed"] + 2, pretraining["images"], task)
         stats = backbones.pretrain_small_resnet(
-            images, labels, partial, seed=profile.seed, epochs=pretraining["epochs"]
+            images,
+            labels,
+            partial,
+            seed=profile.seed,
+            epochs=pretraining["epochs"],
+            classes=synthetic.PRETRAINING_TASKS[task],
         )
         print(f"    pretraining: train accuracy {stats['train_accuracy']:.3f} in {stats['seconds']:.0f} s")
 

@@ -52,6 +52,9 @@ class Thresholds:
     method2: float
     clip: float
     method3_below_method1: bool = True
+    # The share of held-out images a trained CLIP matches to their own caption (`runs.caption_matching`); None where
+    # only the problem set's thresholds are known (the real profiles), and then it is reported, not graded.
+    clip_matching: float | None = None
 
 
 @dataclass(frozen=True)

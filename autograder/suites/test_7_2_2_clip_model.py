@@ -15,7 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from autograder.grading.loops import loop_verdict
-from autograder.grading.trained import TrainedRun, clip_architecture, clip_features, clip_retrievals
+from autograder.grading.trained import (
+    TrainedRun,
+    clip_architecture,
+    clip_caption_matching,
+    clip_features,
+    clip_retrievals,
+)
 from autograder.profiles.timing import training_call_seconds
 from autograder.worker.protocol import encode_tensors
 
@@ -307,7 +313,8 @@ def clip_training(train_weights, reference_ns, profile) -> TrainedRun:
 def test_clip_training_gives_a_good_linear_probe(
     clip_training, reference_ns, run_data, probe_accuracy, profile, figures, credit
 ):
-    """7.2.2 CLIPModel: CLIP trained with your CLIPModel gives a linear probe at or above the threshold"""
+    """7.2.2 CLIPModel: CLIP trained with your CLIPModel gives a good linear probe and matches held-out images to their
+    captions"""
     if not clip_training.ok:
         pytest.fail(f"training CLIP with your CLIPModel failed: {clip_training.error}", pytrace=False)
     losses = clip_training.losses
@@ -323,14 +330,53 @@ def test_clip_training_gives_a_good_linear_probe(
                 columns=len(shown), heading=f"Retrieval: “{query}”",
             )
     accuracy = probe_accuracy(clip_features(reference_ns, clip_training, run_data))
+    matching = clip_caption_matching(reference_ns, clip_training, run_data)
     credit.record_accuracy("CLIP probe", accuracy)
-    threshold = profile.thresholds.clip
-    credit.note(f"linear-probe test accuracy {accuracy:.2f}")
-    reached = profile.reference_range("clip")
-    reference = f" (the reference reached {reached[0]:.2f}-{reached[1]:.2f} in calibration)" if reached else ""
-    assert accuracy >= threshold, (
-        "expected the linear probe on the image encoder trained with your CLIPModel "
-        f"({profile.grading_budgets.clip_epochs} epochs on the {profile.name} profile) to reach {threshold:.2f}, the "
-        f"test accuracy a correct CLIPModel reaches{reference}; observed {accuracy:.2f}. The mean loss per epoch was "
-        f"{', '.join(f'{loss:.3f}' for loss in losses)}"
+    credit.record_accuracy("CLIP held-out caption matching", matching)
+    credit.note(
+        f"linear-probe test accuracy {accuracy:.2f}{_passes(profile, 'clip')}; held-out validation images matched to "
+        f"their own caption {matching:.2f}{_passes(profile, 'clip_matching')}"
     )
+    trained = f"{profile.grading_budgets.clip_epochs} epochs on the {profile.name} profile"
+    problems = []
+    if accuracy < profile.thresholds.clip:
+        problems.append(
+            f"expected the linear probe on the image encoder trained with your CLIPModel ({trained}) to reach "
+            f"{profile.thresholds.clip:.2f}, the test accuracy a correct CLIPModel reaches{_reached(profile, 'clip')}; "
+            f"observed {accuracy:.2f}."
+        )
+    if profile.thresholds.clip_matching is not None and matching < profile.thresholds.clip_matching:
+        problems.append(
+            f"expected CLIP trained with your CLIPModel ({trained}) to match {profile.thresholds.clip_matching:.2f} "
+            f"of the held-out validation images to their own caption, among the captions of their batch of "
+            f"{reference_ns.CLIP_CONFIG['batch_size']}, as a correct CLIPModel does"
+            f"{_reached(profile, 'clip_matching')}; observed {matching:.2f}."
+        )
+    assert not problems, " ".join([*problems, _loss_report(losses, reference_ns.CLIP_CONFIG["batch_size"])])
+
+
+def _passes(profile, metric: str) -> str:
+    """What passes, and what the reference reached, for the note every grade shows."""
+    threshold = getattr(profile.thresholds, metric)
+    if threshold is None:
+        return " (not graded on this profile)"
+    reached = profile.reference_range(metric)
+    reference = f"; the reference reached {reached[0]:.2f}-{reached[1]:.2f}" if reached else ""
+    return f" ({threshold:.2f} passes{reference})"
+
+
+def _reached(profile, metric: str) -> str:
+    reached = profile.reference_range(metric)
+    return f" (the reference reached {reached[0]:.2f}-{reached[1]:.2f} in calibration)" if reached else ""
+
+
+def _loss_report(losses: list[float], batch_size: int) -> str:
+    """The loss per epoch, and the likely bug when it never left the loss of equal logits, ln(batch size)."""
+    report = f"The mean loss per epoch was {', '.join(f'{loss:.3f}' for loss in losses)}."
+    chance = math.log(batch_size)
+    if losses and min(losses) > 0.95 * chance:
+        report += (
+            f" It stayed near ln({batch_size}) = {chance:.2f}, the loss of logits that are all equal: the logits may "
+            "be multiplied by the temperature instead of divided by it, or the targets may not be torch.arange(N)."
+        )
+    return report

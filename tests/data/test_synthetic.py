@@ -70,6 +70,26 @@ def test_splits_use_independent_streams(tmp_path: Path) -> None:
     assert pretrain_labels.dtype == torch.int64 and torch.bincount(pretrain_labels).tolist() == [2] * 10
 
 
+def test_the_colour_pretraining_task_labels_the_same_images_by_their_objects_colour() -> None:
+    """Same stream, same images; the label is the object's colour, read back here from the pixels: the border is
+    background, and the object's colour is the palette colour nearest most of the pixels far from the border's."""
+    shapes, shape_labels = synthetic.pretraining_split(5, 60)
+    images, colour_labels = synthetic.pretraining_split(5, 60, task="colour")
+    assert torch.equal(images, shapes) and not torch.equal(colour_labels, shape_labels)
+    assert colour_labels.dtype == torch.int64 and int(colour_labels.max()) < synthetic.PRETRAINING_TASKS["colour"]
+    palette = torch.tensor(list(synthetic.PALETTE.values()), dtype=torch.float32)
+    read = []
+    for image in images.float():
+        border = torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1).T
+        pixels = image.flatten(1).T
+        background = border.median(dim=0).values
+        far = pixels[(pixels - background).norm(dim=1) > 60]
+        read.append(int(torch.cdist(far, palette).argmin(dim=1).mode().values))
+    assert (torch.tensor(read) == colour_labels).float().mean() > 0.9, (read, colour_labels.tolist())
+    with pytest.raises(ValueError, match="unknown pretraining task 'texture'"):
+        synthetic.pretraining_split(5, 4, task="texture")
+
+
 def test_generator_arguments_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="distractor_fraction"):
         synthetic.generate_stl10(tmp_path, seed=0, n_train=10, n_test=10, n_unlabeled=10, distractor_fraction=2)

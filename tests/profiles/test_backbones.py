@@ -140,6 +140,19 @@ def test_pretraining_learns_and_writes_weights_build_resnet_loads(tmp_path):
     assert accuracy > 0.2, f"pretrained model is at chance on its own training images ({accuracy:.2f})"
 
 
+def test_pretraining_on_another_number_of_classes_writes_a_classifier_of_that_size(tmp_path):
+    """The synthetic profile pretrains on the objects' 12 colours: the checkpoint's `fc` has 12 rows, and
+    build_resnet reads its size from the file. Labels past `classes` are refused."""
+    images, labels = _labelled_images(64, seed=6)
+    out = tmp_path / "colours.safetensors"
+    pretrain_small_resnet(images, labels + 2, out, seed=0, epochs=1, progress=False, batch_size=32, classes=12)
+    assert load_file(out)["fc.weight"].shape == (12, 512)
+    assert build_resnet(SMALL, out).fc.out_features == 12
+    with pytest.raises(ValueError, match=r"0\.\.11"):
+        pretrain_small_resnet(images, labels + 3, tmp_path / "x.safetensors", seed=0, epochs=1, progress=False,
+                              classes=12)
+
+
 def test_pretraining_is_deterministic_and_leaves_the_global_rng_alone(tmp_path):
     images, labels = _labelled_images(64, seed=4)
     state = torch.get_rng_state()

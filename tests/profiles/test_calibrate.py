@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder.profiles.calibrate import CalibrationError, calibrate, thresholds_from, worst_runs
+from autograder.profiles.calibrate import (
+    CalibrationError,
+    calibrate,
+    smallest_clip_gain,
+    thresholds_from,
+    worst_runs,
+)
 from autograder.profiles.profile import load_profile
 
 
@@ -16,18 +22,43 @@ def write_json(path: Path, document: dict) -> Path:
     return path
 
 
-def _run(seed: int, method1: float, method2: float, method3: float, clip: float) -> dict:
-    return {"seed": seed, "method1": method1, "method2": method2, "method3": method3, "clip": clip}
+def _run(
+    seed: int, method1: float, method2: float, method3: float, clip: float, matching: float = 0.65, untrained=0.28
+) -> dict:
+    return {
+        "seed": seed,
+        "method1": method1,
+        "method2": method2,
+        "method3": method3,
+        "clip": clip,
+        "clip_matching": matching,
+        "clip_untrained": untrained,
+    }
 
 
 def test_thresholds_are_the_worst_run_minus_the_margin_floored():
-    observed = [_run(0, 0.474, 0.786, 0.222, 0.967), _run(1, 0.419, 0.810, 0.132, 0.973)]
-    assert worst_runs(observed) == {"method1": 0.419, "method2": 0.786, "method3": 0.222, "clip": 0.967}
+    observed = [_run(0, 0.474, 0.786, 0.222, 0.467, 0.641, 0.271), _run(1, 0.419, 0.810, 0.132, 0.473, 0.688, 0.276)]
+    assert worst_runs(observed) == {
+        "method1": 0.419,
+        "method2": 0.786,
+        "method3": 0.222,
+        "clip": 0.467,
+        "clip_matching": 0.641,
+        "clip_untrained": 0.276,  # the highest: what CLIP training must rise above
+    }
     thresholds = thresholds_from(worst_runs(observed), margin=0.05)
-    assert thresholds == {"method1": 0.36, "method2": 0.73, "clip": 0.91, "method3_below_method1": True}
+    assert thresholds == {
+        "method1": 0.36,
+        "method2": 0.73,
+        "clip": 0.41,
+        "clip_matching": 0.59,
+        "method3_below_method1": True,
+    }
     for run in observed:  # what the grading tests then check of each reference run
         assert run["method1"] >= thresholds["method1"] and run["method2"] >= thresholds["method2"]
         assert run["clip"] >= thresholds["clip"] and run["method3"] < thresholds["method1"]
+        assert run["clip_matching"] >= thresholds["clip_matching"]
+    assert smallest_clip_gain(observed) == pytest.approx(0.467 - 0.271)
 
 
 def test_a_method_iii_run_at_the_method_i_threshold_refuses_to_calibrate():
