@@ -2,10 +2,12 @@
 how well the trained model retrieves what a query names, for the reference and for wrong losses.
 
 Retrieval is judged by the generator's ground truth (what each validation image shows, `synthetic.named_attributes`
-for what a query names): precision at 8, out of as many matches as the validation split holds. The wrong losses
-are the reference's CLIPModel with its loss changed in one place, as students get it wrong.
+for what a query names): precision at 8, out of as many matches as the validation split holds; and by the share of
+held-out images matched to their own caption (`retrieval.caption_matching`), which 7.2.2.6 grades. The wrong losses are
+the corpus's mutants (tests/corpus/mutants_7_2.py): the reference with its loss changed in one place, as students
+get it wrong. Run from the repository's root:
 
-    PS7_CACHE=... TQDM_DISABLE=1 python bench/clip_retrieval.py --seeds 3
+    PS7_CACHE=... TQDM_DISABLE=1 PYTHONPATH=. python bench/clip_retrieval.py --seeds 3
 """
 
 from __future__ import annotations
@@ -15,55 +17,47 @@ import json
 import tempfile
 import time
 
-import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from autograder.assignment.namespace import reference_namespace
 from autograder.data import synthetic
+from autograder.grading import retrieval
 from autograder.profiles.layout import PreparedPaths
 from autograder.profiles.profile import load_profile
 from autograder.training import runs
 from autograder.training.probe import fit_and_score
 
+# Shapes, colours with shapes, a background: every kind of thing a caption names.
 QUERIES = (
     "a circle",
     "four dots",
     "a checkerboard",
     "a vertical bar",
+    "a horizontal bar",
     "a red circle",
     "blue stripes",
-    "a yellow ring",
+    "four red dots",
+    "a vertical blue bar",
+    "four yellow dots",
+    "a yellow checkerboard",
     "a white plus sign",
+    "a yellow ring",
+    "a green triangle",
 )
 
 
-def _logits_loss(logits: torch.Tensor, loss: str) -> torch.Tensor:
-    targets = torch.arange(len(logits), device=logits.device)
-    if loss == "targets all zero":
-        targets = torch.zeros_like(targets)
-    if loss == "images to captions only":
-        return F.cross_entropy(logits, targets)
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+# The wrong losses: mutants of the corpus (tests/corpus/mutants_7_2.py), the reference with one realistic bug each.
+WRONG_LOSSES = ("temperature-multiplied", "one-direction-only", "targets-all-zero")
 
 
-def _with_loss(ns, loss: str):
-    """ns with CLIPModel's loss replaced by `loss` (the reference's for "reference")."""
+def _namespace(profile: str, loss: str):
+    """The reference's namespace, with the corpus mutant `loss` made in its code unless it is "reference"."""
     if loss == "reference":
-        return ns
+        return reference_namespace(profile)
+    from tests.corpus.mutants_7_2 import MUTANTS
 
-    class WrongLoss(ns.CLIPModel):
-        def forward(self, batch):
-            image = self.image_projection(self.image_encoder(batch["image"]))
-            text = self.text_projection(self.text_encoder(batch["input_ids"], batch["attention_mask"]))
-            similarity = image @ text.T
-            logits = similarity * self.temperature if loss == "logits × τ" else similarity / self.temperature
-            return _logits_loss(logits, loss)
-
-    copy = type(ns)(ns.__name__)
-    copy.__dict__.update(ns.__dict__)
-    copy.CLIPModel = WrongLoss
-    return copy
+    [mutant] = [mutant for mutant in MUTANTS if mutant.name == loss]
+    return reference_namespace(profile, mutant.replacements)
 
 
 def main() -> None:
@@ -72,18 +66,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--queries", default=",".join(QUERIES), help="comma-separated queries to judge")
     parser.add_argument("--epochs", type=int, default=None, help="CLIP epochs (default: the profile's grading budget)")
-    parser.add_argument("--losses", default="reference,logits × τ,images to captions only,targets all zero")
+    parser.add_argument("--losses", default=",".join(("reference", *WRONG_LOSSES)), help="reference, or mutant names")
     args = parser.parse_args()
     profile = load_profile(args.profile)
     ns = reference_namespace(args.profile)
     data = runs.RunData.load(profile)
-    pairs = json.loads(PreparedPaths(profile.cache_dir()).clip_pairs.read_text())
+    paths = PreparedPaths(profile.cache_dir())
+    pairs = json.loads(paths.clip_pairs.read_text())
     with tempfile.TemporaryDirectory() as folder:
         shown_by_name = synthetic.generate_flickr8k(
             folder, profile.data["seed"] + 1, profile.data["flickr8k"]["images"]
         )
     shown = [shown_by_name[name] for name, _ in pairs["val"]]
-    labels = load_file(str(PreparedPaths(profile.cache_dir()).stl10_labels))
+    labels = load_file(str(paths.stl10_labels))
     budgets = profile.grading_budgets
     epochs = args.epochs or budgets.clip_epochs
     dims = profile.backbones["image"]["embedding_dim"], profile.backbones["text"]["dim"]
@@ -108,10 +103,11 @@ def main() -> None:
     for loss in args.losses.split(","):
         for seed in range(args.seeds):
             start = time.perf_counter()
-            model, losses = runs.train_clip_model(_with_loss(ns, loss), data, epochs, seed, *dims)
+            model, losses = runs.train_clip_model(_namespace(args.profile, loss), data, epochs, seed, *dims)
             seconds = time.perf_counter() - start
-            precision = runs.retrieval_precision(ns, model, data.clip_val, shown, tuple(args.queries.split(",")), 8)
-            matching = runs.caption_matching(ns, model, data.clip_val, [caption for _, caption in pairs["val"]])
+            queries = tuple(args.queries.split(","))
+            precision = retrieval.retrieval_precision(ns, model, data.clip_val, shown, queries, 8)
+            matching = retrieval.caption_matching(ns, model, data.clip_val, data.clip_val_captions)
             print(
                 json.dumps(
                     {

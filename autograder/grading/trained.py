@@ -209,34 +209,6 @@ def classification_loss(
     return total / len(images)
 
 
-class _TrainedClip(nn.Module):
-    """What `runs.retrieved_images` needs of a trained CLIP: the trained image side and text head, and this
-    process's own frozen text encoder."""
-
-    def __init__(self, ns: types.SimpleNamespace, run: TrainedRun) -> None:
-        super().__init__()
-        self.image_encoder = run.part("image_encoder")
-        self.image_projection = run.part("image_projection")
-        self.text_projection = run.part("text_projection")
-        self.text_encoder = ns.TextEncoder().to(ns.DEVICE)
-
-
 def clip_features(ns: types.SimpleNamespace, run: TrainedRun, data: runs.RunData) -> dict[str, torch.Tensor]:
     """The trained image encoder's features of the labelled images (what the linear probe is fitted on)."""
     return runs.image_encoder_features(ns, run.part("image_encoder"), data)
-
-
-def clip_caption_matching(ns: types.SimpleNamespace, run: TrainedRun, data: runs.RunData) -> float:
-    """The share of held-out images the trained CLIP matches to their own caption (`runs.caption_matching`)."""
-    return runs.caption_matching(ns, _TrainedClip(ns, run), data.clip_val, data.clip_val_captions)
-
-
-def clip_retrievals(
-    ns: types.SimpleNamespace, run: TrainedRun, data: runs.RunData, queries: tuple[str, ...]
-) -> torch.Tensor | None:
-    """The validation images the trained CLIP ranks first for each query, for the report (None when they
-    cannot be drawn: a figure decides nothing)."""
-    try:
-        return runs.retrieved_images(ns, _TrainedClip(ns, run), data.clip_val, queries)
-    except Exception:  # noqa: BLE001 - a figure of the report only
-        return None

@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from autograder.assignment.namespace import reference_namespace
+from autograder.grading import retrieval
 from autograder.profiles.prepare import PreparedPaths, prepare
 from autograder.profiles.profile import Budgets, Profile, load_profile, write_profile
 from autograder.training import runs
@@ -76,7 +77,7 @@ def reference_accuracies(
         model, _ = runs.train_clip_model(ns, data, budgets.clip_epochs, seed, image, text)
         return {
             "clip": probed(runs.image_encoder_features(ns, model.image_encoder, data)),
-            "clip_matching": runs.caption_matching(ns, model, data.clip_val, data.clip_val_captions),
+            "clip_matching": retrieval.caption_matching(ns, model, data.clip_val, data.clip_val_captions),
         }
 
     phases: dict[str, Callable[[], dict[str, float]]] = {

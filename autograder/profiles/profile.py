@@ -52,8 +52,8 @@ class Thresholds:
     method2: float
     clip: float
     method3_below_method1: bool = True
-    # The share of held-out images a trained CLIP matches to their own caption (`runs.caption_matching`); None where
-    # only the problem set's thresholds are known (the real profiles), and then it is reported, not graded.
+    # The share of held-out images a trained CLIP matches to their own caption (`grading.retrieval.caption_matching`);
+    # None where only the problem set's thresholds are known (the real profiles): then it is reported, not graded.
     clip_matching: float | None = None
 
 

@@ -15,13 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from autograder.grading.loops import loop_verdict
-from autograder.grading.trained import (
-    TrainedRun,
-    clip_architecture,
-    clip_caption_matching,
-    clip_features,
-    clip_retrievals,
-)
+from autograder.grading.retrieval import clip_caption_matching, clip_retrievals
+from autograder.grading.trained import TrainedRun, clip_architecture, clip_features
 from autograder.profiles.timing import training_call_seconds
 from autograder.worker.protocol import encode_tensors
 

@@ -20,7 +20,6 @@ from autograder.profiles.prepare import PreparedPaths
 from autograder.profiles.profile import Profile
 
 FEATURE_BATCH = 256
-RETRIEVED_PER_QUERY = 8
 CLASSES = 10
 
 
@@ -151,69 +150,3 @@ def train_clip_model(ns, data: RunData, epochs: int, seed: int, image_embedding:
 def image_encoder_features(ns, image_encoder: nn.Module, data: RunData) -> dict[str, torch.Tensor]:
     """The features of CLIP's image encoder (after the ImageNet normalisation its batches get) on STL-10."""
     return encoder_features(ns, nn.Sequential(ns.ImageNetNormalize(), image_encoder), data)
-
-
-def _embedded(ns, model: nn.Module, images: torch.Tensor, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Projected embeddings of images and of texts (tokenised as the notebook does), in eval mode throughout: the
-    notebook's `embed_images` leaves the model training, and the frozen DistilBERT's dropout would then make a query's
-    embedding differ from one call to the next. The model's mode is restored."""
-    was_training = model.training
-    image_embeddings = ns.embed_images(model, images)
-    model.eval()
-    tokens = ns.TOKENIZER(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
-    text_embeddings = model.text_projection(
-        model.text_encoder(
-            input_ids=tokens["input_ids"].to(image_embeddings.device),
-            attention_mask=tokens["attention_mask"].to(image_embeddings.device),
-        )
-    )
-    model.train(was_training)
-    return image_embeddings, text_embeddings
-
-
-@torch.no_grad()
-def retrieval_ranking(ns, model: nn.Module, images: torch.Tensor, queries: tuple[str, ...], k: int) -> torch.Tensor:
-    """(len(queries), k) indices of the images a trained CLIP model ranks first for each query, best first, ranked
-    as the problem statement says (the query's embedding against each image's)."""
-    image_embeddings, query_embeddings = _embedded(ns, model, images, list(queries))
-    return (query_embeddings @ image_embeddings.T).topk(min(k, len(images)), dim=1).indices.cpu()
-
-
-@torch.no_grad()
-def caption_matching(ns, model: nn.Module, images: torch.Tensor, captions: list[str], batch_size: int = 32) -> float:
-    """The share of held-out images whose own caption a trained CLIP scores highest among the captions of its batch
-    (`batch_size` consecutive pairs, as CLIP trains): what the loss asks of training, on pairs training never saw.
-    A caption the same as the image's own counts as a match. Chance is about 1 / `batch_size`."""
-    image_embeddings, text_embeddings = _embedded(ns, model, images, list(captions))
-    matched = 0
-    for start in range(0, len(images), batch_size):
-        scores = image_embeddings[start : start + batch_size] @ text_embeddings[start : start + batch_size].T
-        best = scores.argmax(dim=1).tolist()
-        matched += sum(captions[start + j] == captions[start + i] for i, j in enumerate(best))
-    return matched / len(images)
-
-
-def retrieved_images(ns, model: nn.Module, images: torch.Tensor, queries: tuple[str, ...]) -> torch.Tensor:
-    """The RETRIEVED_PER_QUERY images ranked first for each query, query after query; uint8, for the report."""
-    return images[retrieval_ranking(ns, model, images, queries, RETRIEVED_PER_QUERY).flatten()]
-
-
-def retrieval_precision(
-    ns, model: nn.Module, images: torch.Tensor, shown: list[dict[str, str]], queries: tuple[str, ...], k: int
-) -> dict[str, float]:
-    """For each query, the share of the k images ranked first that show what it names (`shown[i]`: what image i
-    shows), out of as many as can: min(k, the images that match). For the synthetic data, whose generator knows
-    what each image shows (`synthetic.named_attributes` reads a query)."""
-    from autograder.data.synthetic import named_attributes
-
-    ranking = retrieval_ranking(ns, model, images, queries, k)
-    precision = {}
-    for query, best in zip(queries, ranking.tolist(), strict=True):
-        named = named_attributes(query)
-        if named is None:
-            raise ValueError(f"query {query!r} is not in the synthetic captions' words: nothing can judge it")
-        matches = [all(shown[i][key] == value for key, value in named.items()) for i in range(len(shown))]
-        if not any(matches):
-            raise ValueError(f"no image shows {query!r}: choose a query the images hold")
-        precision[query] = sum(matches[i] for i in best) / min(k, sum(matches))
-    return precision

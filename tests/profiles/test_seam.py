@@ -1,5 +1,6 @@
 """The notebook's provided code under PS7_PROFILE: prepared data, backbones, sizes and cached text outputs."""
 
+import pytest
 import torch
 
 from autograder.assignment.namespace import reference_namespace
@@ -31,3 +32,15 @@ def test_text_encoder_serves_cached_outputs_equal_to_running_the_model(synthetic
     novel = ns.TOKENIZER(["a caption nobody wrote before"], return_tensors="pt")
     assert ns.SETUP.cached_text_features(novel["input_ids"], novel["attention_mask"]) is None
     assert text_encoder(novel["input_ids"], novel["attention_mask"]).shape == (1, ns.SETUP.text_embedding)
+
+
+def test_the_reference_with_replacements_runs_the_changed_code_and_refuses_an_ambiguous_one(synthetic):
+    """How a benchmark or a test runs the reference with one of the corpus's bugs; a replacement whose text is not
+    there exactly once fails loudly, rather than silently running the reference."""
+    changed = reference_namespace("synthetic", [('"temperature": 0.07', '"temperature": 0.5')])
+    assert changed.CLIP_CONFIG["temperature"] == 0.5
+    assert reference_namespace("synthetic").CLIP_CONFIG["temperature"] == 0.07
+    with pytest.raises(ValueError, match="occurs 0 times"):
+        reference_namespace("synthetic", [("no such line", "")])
+    with pytest.raises(ValueError, match="occurs [2-9]\\d* times"):
+        reference_namespace("synthetic", [("import torch\n", "")])

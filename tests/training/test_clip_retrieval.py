@@ -1,26 +1,27 @@
 """The synthetic profile's CLIP, trained by the reference on the grading budget, retrieves what the report's
 example queries name, judged by the generator's ground truth; a loss whose targets are all zero does not.
-Real reference code, the real prepared profile; the wrong loss is the reference's with its targets changed."""
+Real reference code, the real prepared profile; the wrong loss is the corpus's mutant "targets-all-zero"."""
 
 import json
 import types
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from autograder.assignment.namespace import reference_namespace
 from autograder.data import synthetic
+from autograder.grading import retrieval
 from autograder.profiles.layout import PreparedPaths
 from autograder.profiles.profile import load_profile
 from autograder.training import runs
+from tests.corpus.mutants_7_2 import MUTANTS
 
 # Measured on the synthetic profile (bench/clip_retrieval.py --seeds 3): the reference's precision at 8 was
 # 0.88-1.00 for "a vertical bar" and 0.83-1.00 for "four yellow dots" (of which the validation split holds 6), the
 # all-zero targets' 0.00-0.12 for each, 0.04-0.12 on average over 14 queries. "Most of the top 8" is 5 of 8.
 REFERENCE_AT_LEAST = 0.6
 WRONG_AT_MOST = 0.4
-# Held-out caption matching (runs.caption_matching), same runs: the reference 0.647-0.677, the all-zero targets
+# Held-out caption matching (retrieval.caption_matching), same runs: the reference 0.647-0.677, the all-zero targets
 # 0.027-0.035 (chance, one caption of 32, is 0.031).
 MATCHING_OF_NO_TRAINING_AT_MOST = 0.1
 
@@ -56,11 +57,12 @@ def _trained(setting, clip_model) -> tuple[types.SimpleNamespace, torch.nn.Modul
 
 def _precision(setting, shown, ns, model) -> dict[str, float]:
     queries = tuple(setting.profile.example_queries)
-    return runs.retrieval_precision(ns, model, setting.data.clip_val, shown, queries, runs.RETRIEVED_PER_QUERY)
+    k = retrieval.RETRIEVED_PER_QUERY
+    return retrieval.retrieval_precision(ns, model, setting.data.clip_val, shown, queries, k)
 
 
 def _matching(setting, ns, model) -> float:
-    return runs.caption_matching(ns, model, setting.data.clip_val, setting.data.clip_val_captions)
+    return retrieval.caption_matching(ns, model, setting.data.clip_val, setting.data.clip_val_captions)
 
 
 def test_the_generator_knows_what_the_prepared_validation_images_show(setting, shown):
@@ -76,16 +78,12 @@ def test_the_reference_clip_retrieves_what_the_example_queries_name(setting, sho
     assert _matching(setting, ns, model) >= setting.profile.thresholds.clip_matching
 
 
-def test_targets_all_zero_retrieve_visibly_worse(setting, shown):
-    class TargetsAllZero(setting.ns.CLIPModel):
-        def forward(self, batch):
-            image = self.image_projection(self.image_encoder(batch["image"]))
-            text = self.text_projection(self.text_encoder(batch["input_ids"], batch["attention_mask"]))
-            logits = image @ text.T / self.temperature
-            targets = torch.zeros(len(logits), dtype=torch.int64, device=logits.device)
-            return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
-
-    ns, model = _trained(setting, TargetsAllZero)
+def test_targets_all_zero_retrieve_visibly_worse(setting, shown, synthetic_cache):
+    [mutant] = [mutant for mutant in MUTANTS if mutant.name == "targets-all-zero"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PS7_CACHE", str(synthetic_cache))
+        wrong = reference_namespace("synthetic", mutant.replacements)
+    ns, model = _trained(setting, wrong.CLIPModel)
     precision = _precision(setting, shown, ns, model)
     assert sum(precision.values()) / len(precision) <= WRONG_AT_MOST, precision
     assert _matching(setting, ns, model) <= MATCHING_OF_NO_TRAINING_AT_MOST
@@ -102,7 +100,7 @@ def test_a_query_ranks_the_images_the_same_on_every_call(setting):
         text_embedding=profile.backbones["text"]["dim"],
     )
     queries = ("a vertical bar, seen from above", "four yellow dots on something")
-    first = runs.retrieval_ranking(setting.ns, model, setting.data.clip_val[:200], queries, 20)
-    again = runs.retrieval_ranking(setting.ns, model, setting.data.clip_val[:200], queries, 20)
+    first = retrieval.retrieval_ranking(setting.ns, model, setting.data.clip_val[:200], queries, 20)
+    again = retrieval.retrieval_ranking(setting.ns, model, setting.data.clip_val[:200], queries, 20)
     assert torch.equal(first, again)
     assert model.training
