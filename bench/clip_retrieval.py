@@ -51,9 +51,7 @@ WRONG_LOSSES = ("temperature-multiplied", "one-direction-only", "targets-all-zer
 
 
 def _namespace(profile: str, loss: str):
-    """The reference's namespace, with the corpus mutant `loss` made in its code unless it is "reference"."""
-    if loss == "reference":
-        return reference_namespace(profile)
+    """The reference's namespace with the corpus mutant `loss` made in its code."""
     from tests.corpus.mutants_7_2 import MUTANTS
 
     [mutant] = [mutant for mutant in MUTANTS if mutant.name == loss]
@@ -101,9 +99,10 @@ def main() -> None:
         f"untrained image encoder's probe {untrained:.3f}"
     )
     for loss in args.losses.split(","):
+        trained_ns = ns if loss == "reference" else _namespace(args.profile, loss)
         for seed in range(args.seeds):
             start = time.perf_counter()
-            model, losses = runs.train_clip_model(_namespace(args.profile, loss), data, epochs, seed, *dims)
+            model, losses = runs.train_clip_model(trained_ns, data, epochs, seed, *dims)
             seconds = time.perf_counter() - start
             queries = tuple(args.queries.split(","))
             precision = retrieval.retrieval_precision(ns, model, data.clip_val, shown, queries, 8)

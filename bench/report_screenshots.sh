@@ -7,9 +7,10 @@
 #   bench/report_screenshots.sh [NAME=NOTEBOOK ...]
 #
 # Without arguments: the reference and three one-bug submissions of the student corpus (the last one's CLIP logits
-# are multiplied by the temperature: its retrieval grids show what the reference's find and it does not). Environment: PYTHON (default
-# .venv/bin/python), CHROMIUM (default chromium), OUT (default docs), GRADE_ARGS (extra arguments of `grade`, e.g.
-# --unsafe-same-user where bubblewrap is missing). Each grade takes a few minutes on two cores.
+# are multiplied by the temperature: its retrieval grids show what the reference's find and it does not).
+# Environment: PYTHON (default .venv/bin/python), CHROMIUM (default chromium), OUT (default docs), GRADE_ARGS (extra
+# arguments of `grade`, e.g. --unsafe-same-user where bubblewrap is missing). Each grade takes a few minutes on two
+# cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}

@@ -7,7 +7,9 @@ is what 7.2.4 asks students to write.
 
 from __future__ import annotations
 
+import contextlib
 import types
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -18,30 +20,53 @@ from autograder.training.runs import RunData
 RETRIEVED_PER_QUERY = 8
 
 
-def _embedded(ns, model: nn.Module, images: torch.Tensor, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Projected embeddings of images and of texts (tokenised as the notebook does), in eval mode throughout: the
-    notebook's `embed_images` leaves the model training, and the frozen DistilBERT's dropout would then make a query's
-    embedding differ from one call to the next. The model's mode is restored."""
+@contextlib.contextmanager
+def _mode_kept(model: nn.Module) -> Iterator[None]:
+    """Restore the model's training mode afterwards: the notebook's `embed_images` leaves it training."""
     was_training = model.training
-    image_embeddings = ns.embed_images(model, images)
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _text_embeddings(ns, model: nn.Module, texts: list[str], device: torch.device) -> torch.Tensor:
+    """Projected embeddings of texts, tokenised as the notebook does, in eval mode: in training mode the frozen
+    DistilBERT's dropout would make a query's embedding differ from one call to the next. Tokenised apart from any
+    other texts, so that captions whose features were cached at `prepare` time are served from the cache."""
     model.eval()
     tokens = ns.TOKENIZER(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
-    text_embeddings = model.text_projection(
+    return model.text_projection(
         model.text_encoder(
-            input_ids=tokens["input_ids"].to(image_embeddings.device),
-            attention_mask=tokens["attention_mask"].to(image_embeddings.device),
+            input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
         )
     )
-    model.train(was_training)
-    return image_embeddings, text_embeddings
+
+
+def _ranked(query_embeddings: torch.Tensor, image_embeddings: torch.Tensor, k: int) -> torch.Tensor:
+    """(queries, k) indices of the images ranked first for each query, best first, ranked as the problem statement
+    says (the query's embedding against each image's)."""
+    return (query_embeddings @ image_embeddings.T).topk(min(k, len(image_embeddings)), dim=1).indices.cpu()
+
+
+def _matched(
+    image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, captions: list[str], batch_size: int
+) -> float:
+    """The share of images whose own caption scores highest among the captions of its batch (`caption_matching`)."""
+    matched = 0
+    for start in range(0, len(image_embeddings), batch_size):
+        scores = image_embeddings[start : start + batch_size] @ text_embeddings[start : start + batch_size].T
+        best = scores.argmax(dim=1).tolist()
+        matched += sum(captions[start + j] == captions[start + i] for i, j in enumerate(best))
+    return matched / len(image_embeddings)
 
 
 @torch.no_grad()
 def retrieval_ranking(ns, model: nn.Module, images: torch.Tensor, queries: tuple[str, ...], k: int) -> torch.Tensor:
-    """(len(queries), k) indices of the images a trained CLIP model ranks first for each query, best first, ranked
-    as the problem statement says (the query's embedding against each image's)."""
-    image_embeddings, query_embeddings = _embedded(ns, model, images, list(queries))
-    return (query_embeddings @ image_embeddings.T).topk(min(k, len(images)), dim=1).indices.cpu()
+    """(len(queries), k) indices of the images a trained CLIP model ranks first for each query, best first."""
+    with _mode_kept(model):
+        image_embeddings = ns.embed_images(model, images)
+        return _ranked(_text_embeddings(ns, model, list(queries), image_embeddings.device), image_embeddings, k)
 
 
 @torch.no_grad()
@@ -49,18 +74,10 @@ def caption_matching(ns, model: nn.Module, images: torch.Tensor, captions: list[
     """The share of held-out images whose own caption a trained CLIP scores highest among the captions of its batch
     (`batch_size` consecutive pairs, as CLIP trains): what the loss asks of training, on pairs training never saw.
     A caption the same as the image's own counts as a match. Chance is about 1 / `batch_size`."""
-    image_embeddings, text_embeddings = _embedded(ns, model, images, list(captions))
-    matched = 0
-    for start in range(0, len(images), batch_size):
-        scores = image_embeddings[start : start + batch_size] @ text_embeddings[start : start + batch_size].T
-        best = scores.argmax(dim=1).tolist()
-        matched += sum(captions[start + j] == captions[start + i] for i, j in enumerate(best))
-    return matched / len(images)
-
-
-def retrieved_images(ns, model: nn.Module, images: torch.Tensor, queries: tuple[str, ...]) -> torch.Tensor:
-    """The RETRIEVED_PER_QUERY images ranked first for each query, query after query; uint8, for the report."""
-    return images[retrieval_ranking(ns, model, images, queries, RETRIEVED_PER_QUERY).flatten()]
+    with _mode_kept(model):
+        image_embeddings = ns.embed_images(model, images)
+        text_embeddings = _text_embeddings(ns, model, list(captions), image_embeddings.device)
+    return _matched(image_embeddings, text_embeddings, list(captions), batch_size)
 
 
 def retrieval_precision(
@@ -85,8 +102,8 @@ def retrieval_precision(
 
 
 class _TrainedClip(nn.Module):
-    """What `retrieved_images` needs of a trained CLIP: the trained image side and text head, and this
-    process's own frozen text encoder."""
+    """What `clip_validation` needs of a trained CLIP: the trained image side and text head, and this process's own
+    frozen text encoder."""
 
     def __init__(self, ns: types.SimpleNamespace, run: TrainedRun) -> None:
         super().__init__()
@@ -96,17 +113,23 @@ class _TrainedClip(nn.Module):
         self.text_encoder = ns.TextEncoder().to(ns.DEVICE)
 
 
-def clip_caption_matching(ns: types.SimpleNamespace, run: TrainedRun, data: RunData) -> float:
-    """The share of held-out images the trained CLIP matches to their own caption (`caption_matching`)."""
-    return caption_matching(ns, _TrainedClip(ns, run), data.clip_val, data.clip_val_captions)
-
-
-def clip_retrievals(
+@torch.no_grad()
+def clip_validation(
     ns: types.SimpleNamespace, run: TrainedRun, data: RunData, queries: tuple[str, ...]
-) -> torch.Tensor | None:
-    """The validation images the trained CLIP ranks first for each query, for the report (None when they
-    cannot be drawn: a figure decides nothing)."""
-    try:
-        return retrieved_images(ns, _TrainedClip(ns, run), data.clip_val, queries)
-    except Exception:  # noqa: BLE001 - a figure of the report only
-        return None
+) -> tuple[float, torch.Tensor | None]:
+    """The trained CLIP on the validation split, its images embedded once: the share it matches to their own caption
+    (`caption_matching`, graded), and the RETRIEVED_PER_QUERY images it ranks first for each query, query after
+    query, for the report (None when there are no queries or they cannot be drawn: a figure decides nothing)."""
+    model = _TrainedClip(ns, run)
+    captions = data.clip_val_captions
+    image_embeddings = ns.embed_images(model, data.clip_val)
+    caption_embeddings = _text_embeddings(ns, model, captions, image_embeddings.device)
+    matching = _matched(image_embeddings, caption_embeddings, captions, ns.CLIP_CONFIG["batch_size"])
+    retrieved = None
+    if queries:
+        try:
+            query_embeddings = _text_embeddings(ns, model, list(queries), image_embeddings.device)
+            retrieved = data.clip_val[_ranked(query_embeddings, image_embeddings, RETRIEVED_PER_QUERY).flatten()]
+        except Exception:  # noqa: BLE001 - a figure of the report only
+            pass
+    return matching, retrieved

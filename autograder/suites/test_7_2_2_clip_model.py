@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.grading.loops import loop_verdict
-from autograder.grading.retrieval import clip_caption_matching, clip_retrievals
+from autograder.grading.retrieval import clip_validation
 from autograder.grading.trained import TrainedRun, clip_architecture, clip_features
 from autograder.profiles.timing import training_call_seconds
 from autograder.worker.protocol import encode_tensors
@@ -317,7 +317,7 @@ def test_clip_training_gives_a_good_linear_probe(
         "7.2.2 CLIP training loss per epoch (your CLIPModel)", losses, y_label="symmetric InfoNCE loss (nats)"
     )
     queries = tuple(reference_ns.SETUP.example_queries)
-    retrieved = clip_retrievals(reference_ns, clip_training, run_data, queries) if queries else None
+    matching, retrieved = clip_validation(reference_ns, clip_training, run_data, queries)
     if retrieved is not None:
         for query, shown in zip(queries, retrieved.chunk(len(queries)), strict=True):
             figures.add_images(
@@ -325,7 +325,6 @@ def test_clip_training_gives_a_good_linear_probe(
                 columns=len(shown), heading=f"Retrieval: “{query}”",
             )
     accuracy = probe_accuracy(clip_features(reference_ns, clip_training, run_data))
-    matching = clip_caption_matching(reference_ns, clip_training, run_data)
     credit.record_accuracy("CLIP probe", accuracy)
     credit.record_accuracy("CLIP held-out caption matching", matching)
     credit.note(
